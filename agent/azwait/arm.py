@@ -1,0 +1,125 @@
+"""Azure Resource Manager: the VM's provisioningState, read with azure-mgmt-resource."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from azure.core.exceptions import (
+    DecodeError,
+    DeserializationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from .errors import AzwaitError, ConfigError
+from .identity import Identity
+from .transient import Transient, parse_retry_after
+
+# get_by_id needs the api-version of the resource's own provider (Microsoft.Compute).
+COMPUTE_API_VERSION = "2024-07-01"
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 20.0
+
+# azEnvironment (compared case-insensitively) -> ARM endpoint, which is also the token audience.
+CLOUDS = {
+    "azurepubliccloud": "https://management.azure.com",
+    "azureusgovernmentcloud": "https://management.usgovcloudapi.net",
+    "azurechinacloud": "https://management.chinacloudapi.cn",
+}
+BUDGET_HEADERS = ("x-ms-ratelimit-remaining-subscription-reads", "x-ms-ratelimit-remaining-resource")
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    url: str
+    audience: str  # the token resource, with its trailing slash
+
+
+def endpoint_for(cloud: str, override: Optional[str]) -> Endpoint:
+    """ARM URL and token audience for ``azEnvironment``; an override keeps the cloud's audience."""
+    known = CLOUDS.get(cloud.lower())
+    if known is None and override is None:
+        raise ConfigError(
+            f"unknown azEnvironment {cloud!r} reported by IMDS: set AZWAIT_ARM_ENDPOINT")
+    url = override or known
+    assert url is not None
+    return Endpoint(url=url, audience=(known or url) + "/")
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    state: str
+    headers: Mapping[str, str]
+
+
+class NotFound(Transient):
+    """ARM 404 for the VM: replication lag before it was seen, gone after."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("not_found", reason)
+
+
+class ArmClient:
+    def __init__(self, endpoint: Endpoint, subscription_id: str, identity: Identity) -> None:
+        self.endpoint = endpoint
+        self._client = ResourceManagementClient(
+            identity,
+            subscription_id,
+            base_url=endpoint.url,
+            credential_scopes=[endpoint.audience + ".default"],
+            # The wait policy owns retrying: no SDK retries stacked under it.
+            retry_total=0,
+        )
+
+    def read(self, resource_id: str, timeout: float = READ_TIMEOUT) -> Reading:
+        """One GET of the resource; throttling, 5xx and garbled bodies are ``Transient``."""
+        try:
+            resource, response = self._client.resources.get_by_id(
+                resource_id,
+                COMPUTE_API_VERSION,
+                cls=lambda pipeline_response, deserialized, _: (
+                    deserialized, pipeline_response.http_response),
+                connection_timeout=min(CONNECT_TIMEOUT, timeout),
+                read_timeout=timeout,
+            )
+        except (DecodeError, DeserializationError):
+            raise Transient("retry", "ARM answered with a body that is not JSON") from None
+        except HttpResponseError as err:
+            raise _classify(err, resource_id) from None
+        except (ServiceRequestError, ServiceResponseError) as err:
+            raise Transient("retry", f"ARM unreachable at {self.endpoint.url}: "
+                                     f"{type(err).__name__}") from None
+        properties: Any = getattr(resource, "properties", None)
+        state = properties.get("provisioningState") if isinstance(properties, dict) else None
+        if not isinstance(state, str) or not state:
+            raise Transient("retry", "ARM answered without properties.provisioningState")
+        return Reading(state=state, headers=_budget_headers(response.headers))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _budget_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name: headers[name] for name in BUDGET_HEADERS if headers.get(name)}
+
+
+def _classify(err: HttpResponseError, resource_id: str) -> Exception:
+    status = err.status_code or 0
+    headers: Mapping[str, str] = err.response.headers if err.response is not None else {}
+    if status in (401, 403):
+        return Transient(
+            "rbac",
+            f"ARM answered {status}: the VM's identity needs the Reader role "
+            f"(Microsoft.Compute/.../read) on {resource_id} or its scale set or resource group",
+        )
+    if status == 404:
+        return NotFound(f"ARM has no resource {resource_id}")
+    if status in (408, 429) or status >= 500:
+        return Transient("retry", f"ARM answered {status}",
+                         parse_retry_after(headers.get("Retry-After")))
+    code = getattr(err.error, "code", None) if err.error is not None else None
+    return AzwaitError(f"ARM rejected the read of {resource_id}: {status} {code or ''}".rstrip())

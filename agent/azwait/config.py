@@ -1,0 +1,261 @@
+"""Configuration: one validated, frozen object built in layers.
+
+Layers, lowest first: built-in defaults < ``/etc/default/azwait`` < the process
+environment < command-line options. Every key is declared once in ``KEYS``; the
+command-line options, the validation and the start-up log line all come from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .errors import ConfigError
+
+PREFIX = "AZWAIT_"
+DEFAULT_FILE = Path("/etc/default/azwait")
+EVENT_TYPES = ("Freeze", "Reboot", "Redeploy", "Preempt", "Terminate")
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smh]?)$")
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``1.5m``, ``2h`` → seconds."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise ValueError("expected a duration such as 90, 90s, 15m or 2h")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _duration(allow_zero: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        seconds = parse_duration(text)
+        if seconds == 0 and not allow_zero:
+            raise ValueError("must be greater than 0")
+        return seconds
+
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError("expected one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """Shell words, split without a shell (no expansion, no globbing)."""
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as err:
+        raise ValueError(f"cannot split into words: {err}") from None
+
+
+def _url(text: str) -> str:
+    value = text.strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+        raise ValueError("expected an http:// or https:// URL")
+    return value
+
+
+def _text(text: str) -> str:
+    return text.strip()
+
+
+def _event_types(text: str) -> tuple[str, ...]:
+    by_lower = {name.lower(): name for name in EVENT_TYPES}
+    chosen = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if item.lower() not in by_lower:
+            raise ValueError(f"unknown event type {item!r}; known: " + ",".join(EVENT_TYPES))
+        chosen.append(by_lower[item.lower()])
+    return tuple(chosen)
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    name: str  # without the prefix, e.g. "TIMEOUT"
+    default: Optional[str]
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        return PREFIX + self.name
+
+    @property
+    def attr(self) -> str:
+        return self.name.lower()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.lower().replace("_", "-")
+
+
+KEYS: tuple[Key, ...] = (
+    Key("TIMEOUT", "60m", _duration(True), "give up (exit 3) after this long; 0 = never"),
+    Key("INTERVAL", "5s", _duration(False), "base time between ARM reads (jittered, stretched)"),
+    Key("CLIENT_ID", None, _text, "user-assigned identity by client id"),
+    Key("OBJECT_ID", None, _text, "user-assigned identity by object id"),
+    Key("MSI_RES_ID", None, _text, "user-assigned identity by resource id"),
+    Key("IDENTITY_GRACE", "5m", _duration(True), "retry 'Identity not found' this long"),
+    Key("RBAC_GRACE", "10m", _duration(True), "retry ARM 401/403 this long"),
+    Key("IMDS_GRACE", "2m", _duration(True), "retry an unreachable IMDS this long (then exit 5)"),
+    Key("ON_FAILED", "exit", _choice("exit", "wait"), "on Failed: exit 4, or keep waiting"),
+    Key("STATE_DIR", "/var/lib/azwait", _text, "where the Succeeded marker and the lock live"),
+    Key("LOG_FORMAT", "auto", _choice("auto", "console", "json"), "log line format"),
+    Key("LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "lowest level logged"),
+    Key("IMDS_ENDPOINT", "http://169.254.169.254", _url, "IMDS base URL"),
+    Key("ARM_ENDPOINT", None, _url, "ARM base URL (default: from IMDS azEnvironment)"),
+    Key("WORKER", None, _words, "worker command line used when no -- COMMAND is given"),
+    Key("DRAIN_COMMAND", None, _words, "events: command run when this VM gets an event"),
+    Key("DRAIN_TIMEOUT", "60s", _duration(False), "events: longest a drain may run"),
+    Key("DRAIN_EVENTS", "Preempt,Terminate", _event_types, "events: types that trigger a drain"),
+)
+_BY_ENV = {key.env: key for key in KEYS}
+# Durations that read "0" as "no limit" rather than "none at all".
+_UNLIMITED_WHEN_ZERO = ("timeout", "identity_grace", "rbac_grace", "imds_grace")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    timeout: float
+    interval: float
+    client_id: Optional[str]
+    object_id: Optional[str]
+    msi_res_id: Optional[str]
+    identity_grace: float
+    rbac_grace: float
+    imds_grace: float
+    on_failed: str
+    state_dir: str
+    log_format: str
+    log_level: str
+    imds_endpoint: str
+    arm_endpoint: Optional[str]
+    worker: Optional[tuple[str, ...]]
+    drain_command: Optional[tuple[str, ...]]
+    drain_timeout: float
+    drain_events: tuple[str, ...]
+
+    @property
+    def identity(self) -> tuple[str, str] | None:
+        """The user-assigned identity selector as (IMDS parameter, value), if any."""
+        for param, value in (
+            ("client_id", self.client_id),
+            ("object_id", self.object_id),
+            ("msi_res_id", self.msi_res_id),
+        ):
+            if value:
+                return param, value
+        return None
+
+    def limit(self, name: str) -> float:
+        """A duration in seconds where 0 means unlimited (returned as infinity)."""
+        value: float = getattr(self, name)
+        if name in _UNLIMITED_WHEN_ZERO and value == 0:
+            return float("inf")
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        """The effective configuration as logged at start (nothing here is secret)."""
+        out: dict[str, Any] = {}
+        for key in KEYS:
+            value = getattr(self, key.attr)
+            if isinstance(value, float):
+                value = format_duration(value)
+            elif isinstance(value, tuple):
+                value = shlex.join(value) if key.parse is _words else ",".join(value)
+            out[key.attr] = value
+        return out
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as systemd's EnvironmentFile= reads them (comments, quotes)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read {path}: {err}") from None
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+def _azwait_keys(source: Mapping[str, str], where: str) -> dict[str, str]:
+    picked = {}
+    for name, value in source.items():
+        if not name.startswith(PREFIX):
+            continue  # the file may also carry e.g. HTTPS_PROXY for the units
+        if name not in _BY_ENV:
+            raise ConfigError(f"unknown configuration key {name} in {where}")
+        picked[name] = value
+    return picked
+
+
+def load(
+    flags: Mapping[str, Optional[str]],
+    environ: Mapping[str, str],
+    file: Path = DEFAULT_FILE,
+) -> Config:
+    """Merge the layers and validate every value; ``flags`` is keyed by env name."""
+    raw: dict[str, tuple[str, str]] = {}  # env name -> (value, where it came from)
+    for key in KEYS:
+        if key.default is not None:
+            raw[key.env] = (key.default, "default")
+    for name, value in _azwait_keys(read_env_file(file), str(file)).items():
+        raw[name] = (value, str(file))
+    for name, value in _azwait_keys(environ, "the environment").items():
+        raw[name] = (value, "the environment")
+    for name, value in flags.items():
+        if value is not None:
+            raw[name] = (value, "the command line")
+
+    fields: dict[str, Any] = {}
+    for key in KEYS:
+        value, where = raw.get(key.env, ("", "default"))
+        if value == "" and key.default is None:
+            fields[key.attr] = None
+            continue
+        try:
+            fields[key.attr] = key.parse(value)
+        except ValueError as err:
+            raise ConfigError(f"{key.env}={value!r} (from {where}): {err}") from None
+    config = Config(**fields)
+
+    chosen = [k for k in ("CLIENT_ID", "OBJECT_ID", "MSI_RES_ID") if fields[k.lower()]]
+    if len(chosen) > 1:
+        names = " and ".join(PREFIX + k for k in chosen)
+        raise ConfigError(f"{names} are both set: choose one user-assigned identity")
+    if config.worker == ():
+        raise ConfigError("AZWAIT_WORKER is set but holds no command")
+    return config

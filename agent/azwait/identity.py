@@ -1,0 +1,79 @@
+"""The VM's managed identity, through azure-identity, classified for the wait policy."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import AzureError
+from azure.identity import ManagedIdentityCredential
+
+from .logs import SECRETS
+from .transient import Transient, parse_retry_after
+
+# Variables that make azure-identity/MSAL fetch tokens somewhere other than the
+# VM's IMDS (App Service, Arc, Service Fabric, workload identity). azwait gates
+# on *this VM's* identity, so they are hidden from the SDK (the worker gets them back).
+_OTHER_SOURCES = (
+    "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
+    "MSI_ENDPOINT", "MSI_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
+)
+# azure-identity's and MSAL's documented hook for where IMDS lives.
+_IMDS_HOST_VAR = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
+
+
+def isolate_environment(imds_endpoint: str) -> None:
+    """Point the SDK at this VM's IMDS only (the worker is given the original environment)."""
+    for name in _OTHER_SOURCES:
+        os.environ.pop(name, None)
+    os.environ[_IMDS_HOST_VAR] = imds_endpoint
+
+
+class Identity:
+    """A token source for ARM whose failures come out as ``Transient`` kinds."""
+
+    def __init__(self, selector: Optional[tuple[str, str]], timeout: float = 5.0) -> None:
+        self.kind = "system-assigned" if selector is None else f"user-assigned ({selector[0]})"
+        self._status: Optional[int] = None
+        self._retry_after: Optional[float] = None
+        kwargs: dict[str, Any] = {}
+        if selector is not None:
+            param, value = selector
+            if param == "client_id":
+                kwargs["client_id"] = value
+            else:
+                kwargs["identity_config"] = {
+                    "object_id" if param == "object_id" else "resource_id": value}
+        self._credential = ManagedIdentityCredential(
+            # The wait policy owns all retrying and timing; the SDK's own would stack on it.
+            retry_total=0,
+            # IMDS must never be reached through HTTP(S)_PROXY.
+            use_env_settings=False,
+            connection_timeout=min(2.0, timeout),
+            read_timeout=timeout,
+            raw_response_hook=self._record,
+            **kwargs,
+        )
+
+    def _record(self, response: Any) -> None:
+        http = response.http_response
+        self._status = http.status_code
+        self._retry_after = parse_retry_after(http.headers.get("Retry-After"))
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self._status = None
+        try:
+            token = self._credential.get_token(*scopes, **kwargs)
+        except AzureError as err:
+            raise self._classify(err) from None
+        SECRETS.add(token.token)
+        return token
+
+    def _classify(self, err: AzureError) -> Transient:
+        status = self._status
+        if status is None:
+            return Transient("imds", "IMDS token endpoint unreachable")
+        if status in (400, 403):
+            return Transient("identity", f"no managed identity: IMDS token endpoint answered {status}")
+        return Transient("retry", f"IMDS token endpoint answered {status}", self._retry_after)

@@ -1,0 +1,158 @@
+"""The wait policy: given what Azure just said, what now? Pure, clock passed in.
+
+Every delay azwait sleeps comes from here: the start offset, the jittered poll
+interval (stretched when the shared read budget runs low), backoff after
+failures (never under ``Retry-After``), and the grace windows after which a
+persistent failure becomes a fatal error with its exit code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Mapping
+from typing import Optional
+
+from .errors import AzwaitError, IdentityError, NotAzure, TerminalState
+from .transient import Transient
+
+SUCCEEDED = "succeeded"
+TERMINAL = ("canceled", "deleting")
+JITTER = 0.3  # poll interval drawn from [1-J, 1+J] x base: desynchronises a fleet
+START_OFFSET_MAX = 0.5  # seconds; spreads a fleet's first reads without delaying a ready VM
+NOT_FOUND_GRACE = 120.0  # ARM replication lag for a VM it has never shown us
+BACKOFF_CAP = 60.0
+MAX_STRETCH = 12.0
+IDENTITY_HINT = (
+    "assign a managed identity to the VM or scale set and give it the Reader role on it, "
+    "e.g. az vmss identity assign -g RG -n SCALESET --role Reader --scope <scale set id>"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Graces:
+    imds: float
+    identity: float
+    rbac: float
+    not_found: float = NOT_FOUND_GRACE
+
+
+def parse_budget(headers: Mapping[str, str]) -> dict[str, int]:
+    """Remaining-read counters from ARM/Compute throttling headers, by policy name.
+
+    ``x-ms-ratelimit-remaining-subscription-reads: 11999`` and
+    ``x-ms-ratelimit-remaining-resource: Microsoft.Compute/GetVMScaleSetVM3Min;179,...``.
+    """
+    counters: dict[str, int] = {}
+    reads = headers.get("x-ms-ratelimit-remaining-subscription-reads", "").strip()
+    if reads.isdigit():
+        counters["subscription-reads"] = int(reads)
+    for item in headers.get("x-ms-ratelimit-remaining-resource", "").split(","):
+        name, _, count = item.strip().rpartition(";")
+        if name and count.strip().isdigit():
+            counters[name] = int(count)
+    return counters
+
+
+class Pacer:
+    """Stretches the poll interval while the shared read budget runs low.
+
+    Each agent sees only its own responses, so a counter's capacity is estimated
+    as the highest value seen; the lowest remaining fraction across counters
+    decides. No coordination between VMs is needed.
+    """
+
+    def __init__(self) -> None:
+        self.stretch = 1.0
+        self._capacity: dict[str, int] = {}
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        counters = parse_budget(headers)
+        if not counters:
+            return
+        fractions = []
+        for name, remaining in counters.items():
+            capacity = max(self._capacity.get(name, 0), remaining)
+            self._capacity[name] = capacity
+            fractions.append(remaining / capacity if capacity else 0.0)
+        low = min(fractions)
+        if low < 0.25:
+            self.stretch = min(MAX_STRETCH, self.stretch * 2.0)
+        elif low < 0.5:
+            self.stretch = min(MAX_STRETCH, self.stretch * 1.5)
+        elif low > 0.75:
+            self.stretch = max(1.0, self.stretch / 1.5)
+
+    def throttled(self) -> None:
+        self.stretch = min(MAX_STRETCH, self.stretch * 2.0)
+
+
+class WaitPolicy:
+    """Decides, after each look at Azure, whether to stop, fail, or wait how long."""
+
+    def __init__(self, interval: float, graces: Graces, on_failed: str = "exit",
+                 rng: Optional[random.Random] = None) -> None:
+        self.interval = interval
+        self.graces = graces
+        self.on_failed = on_failed
+        self.pacer = Pacer()
+        self.seen = False  # ARM has shown us the VM at least once
+        self._rng = rng or random.Random()
+        self._since: dict[str, float] = {}  # failure kind -> start of its current streak
+        self._failures = 0
+
+    def start_offset(self) -> float:
+        return self._rng.uniform(0.0, min(START_OFFSET_MAX, self.interval / 2))
+
+    def poll_delay(self) -> float:
+        base = self.interval * self.pacer.stretch
+        return base * self._rng.uniform(1.0 - JITTER, 1.0 + JITTER)
+
+    def on_state(self, state: str, headers: Mapping[str, str], now: float) -> Optional[float]:
+        """None when the VM is Succeeded, else the delay before the next look."""
+        self.seen = True
+        self._since.clear()
+        self._failures = 0
+        self.pacer.observe(headers)
+        lowered = state.lower()
+        if lowered == SUCCEEDED:
+            return None
+        if lowered in TERMINAL or (lowered == "failed" and self.on_failed == "exit"):
+            raise TerminalState(f"VM provisioningState is {state}: the worker will not start")
+        return self.poll_delay()
+
+    def on_failure(self, failure: Transient, now: float) -> float:
+        """The delay before the next try, or the fatal error once its grace is spent."""
+        self._failures += 1
+        since = self._since.setdefault(failure.kind, now)
+        if failure.kind == "not_found" and self.seen:
+            raise TerminalState(f"{failure.reason} any more: the VM was deleted")
+        grace_left = since + self._grace(failure.kind) - now
+        if grace_left <= 0:
+            raise self._fatal(failure)
+        if failure.retry_after is not None:
+            self.pacer.throttled()
+            # Never sooner than asked; a little later so a fleet does not return in step.
+            return failure.retry_after * self._rng.uniform(1.0, 1.1) + 0.05
+        base = 1.0 if failure.kind == "imds" else self.interval
+        backoff = min(BACKOFF_CAP, base * 2 ** min(self._failures - 1, 10))
+        # One last try right at the end of the grace window, not a backoff past it.
+        return min(backoff * self._rng.uniform(0.5, 1.0), grace_left)
+
+    def _grace(self, kind: str) -> float:
+        return {
+            "imds": self.graces.imds,
+            "identity": self.graces.identity,
+            "rbac": self.graces.rbac,
+            "not_found": self.graces.not_found,
+        }.get(kind, float("inf"))
+
+    def _fatal(self, failure: Transient) -> AzwaitError:
+        if failure.kind == "imds":
+            return NotAzure(f"not an Azure VM? {failure.reason} for the whole AZWAIT_IMDS_GRACE")
+        if failure.kind == "identity":
+            return IdentityError(f"{failure.reason} after AZWAIT_IDENTITY_GRACE: {IDENTITY_HINT}")
+        if failure.kind == "rbac":
+            return IdentityError(f"{failure.reason} (still refused after AZWAIT_RBAC_GRACE)")
+        return TerminalState(f"{failure.reason} (never seen, even after "
+                             f"{self.graces.not_found:g}s of replication lag)")

@@ -1,0 +1,165 @@
+"""The wait: IMDS → identity → ARM until Succeeded, timed by the wait policy."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+
+import tenacity
+
+from .config import Config, format_duration
+from .errors import TimeoutExpired
+from .imds import ImdsClient, Instance
+from .notify import Notifier
+from .policy import Graces, WaitPolicy
+from .state import State
+from .transient import Transient
+
+if TYPE_CHECKING:
+    from .arm import ArmClient
+
+T = TypeVar("T")
+PROGRESS_EVERY = 60.0
+
+
+class _Again(Exception):
+    """One attempt is over and the policy wants another after ``delay`` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.delay = delay
+
+
+class Waiter:
+    def __init__(self, config: Config, log: Any, notifier: Optional[Notifier] = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: Optional[random.Random] = None) -> None:
+        self.config = config
+        self.log = log
+        self.notifier = notifier or Notifier("")
+        self.clock = clock
+        self.sleep = sleep
+        self.started = clock()
+        self.deadline = self.started + config.limit("timeout")
+        self.policy = WaitPolicy(
+            config.interval,
+            Graces(imds=config.limit("imds_grace"), identity=config.limit("identity_grace"),
+                   rbac=config.limit("rbac_grace")),
+            config.on_failed, rng)
+        self.state: Optional[str] = None
+        self.attempt = 0
+        self._last_problem = ""
+        self._last_progress = self.started
+
+    def run(self, state: State) -> Optional[Instance]:
+        """Return once Succeeded (None when the marker said so without a network call)."""
+        if state.fresh():
+            self.log.info("already Succeeded on this boot", marker=str(state.marker_path))
+            return None
+        with state.lock(self.deadline, self.clock, self.sleep) as waited:
+            if waited and state.fresh():
+                self.log.info("another azwait saw Succeeded", marker=str(state.marker_path))
+                return None
+            instance = self._keep_trying(self._look_up_instance)
+            self.log.info("VM found", resource_id=instance.resource_id, vm_id=instance.vm_id,
+                          cloud=instance.cloud)
+            arm = self._arm_client(instance)
+            self.sleep(min(self.policy.start_offset(), self._remaining()))
+            self._keep_trying(lambda remaining: self._poll(arm, instance, remaining))
+            state.record(instance.vm_id, instance.resource_id)
+        return instance
+
+    # -- attempts ---------------------------------------------------------------
+
+    def _look_up_instance(self, remaining: float) -> Instance:
+        return ImdsClient(self.config.imds_endpoint).instance(timeout=min(5.0, remaining))
+
+    def _arm_client(self, instance: Instance) -> ArmClient:
+        # The Azure SDKs load only here: the marker fast path never pays for them.
+        from .arm import ArmClient, endpoint_for
+        from .identity import Identity, isolate_environment
+
+        isolate_environment(self.config.imds_endpoint)
+        endpoint = endpoint_for(instance.cloud, self.config.arm_endpoint)
+        self.log.debug("ARM endpoint", url=endpoint.url, audience=endpoint.audience)
+        return ArmClient(endpoint, instance.subscription_id, Identity(self.config.identity))
+
+    def _poll(self, arm: ArmClient, instance: Instance, remaining: float) -> None:
+        self.attempt += 1
+        reading = arm.read(instance.resource_id, timeout=min(20.0, remaining))
+        if reading.state != self.state:
+            self.log.info("provisioningState", state=reading.state, attempt=self.attempt,
+                          waited=self._waited())
+            self.state = reading.state
+            self._last_progress = self.clock()
+        self._last_problem = ""
+        delay = self.policy.on_state(reading.state, reading.headers, self.clock())
+        if delay is not None:
+            raise _Again(delay)
+        self.notifier.ready(f"Succeeded after {self._waited()}, attempt {self.attempt}")
+
+    # -- timing -----------------------------------------------------------------
+
+    def _keep_trying(self, attempt: Callable[[float], T]) -> T:
+        def once() -> T:
+            remaining = self._remaining()
+            if remaining <= 0:
+                raise self._timeout()
+            try:
+                return attempt(remaining)
+            except Transient as failure:
+                delay = self.policy.on_failure(failure, self.clock())
+                self._report_problem(failure)
+                raise _Again(delay) from None
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Again),
+            wait=self._wait_for,
+            stop=tenacity.stop_never,
+            sleep=self.sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        return retrying(once)
+
+    def _wait_for(self, retry_state: tenacity.RetryCallState) -> float:
+        assert retry_state.outcome is not None
+        again = retry_state.outcome.exception()
+        assert isinstance(again, _Again)
+        # Never past the deadline: the next attempt then reports the timeout.
+        return max(0.0, min(again.delay, self._remaining()))
+
+    def _before_sleep(self, retry_state: tenacity.RetryCallState) -> None:
+        delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        what = self.state or "looking up the VM"
+        self.notifier.status(f"Waiting for Succeeded: {what}, attempt {self.attempt}, "
+                             f"next look in {delay:.0f}s")
+        now = self.clock()
+        if now - self._last_progress >= PROGRESS_EVERY:
+            self._last_progress = now
+            self.log.info("still waiting", state=self.state, attempt=self.attempt,
+                          waited=self._waited(), interval=f"{delay:.1f}s",
+                          stretch=round(self.policy.pacer.stretch, 2))
+
+    def _report_problem(self, failure: Transient) -> None:
+        if failure.reason != self._last_problem:  # once per new problem, not per retry
+            self._last_problem = failure.reason
+            self.log.warning("retrying", problem=failure.reason, kind=failure.kind,
+                             retry_after=failure.retry_after)
+
+    def _remaining(self) -> float:
+        return self.deadline - self.clock()
+
+    def _waited(self) -> str:
+        return format_duration(round(self.clock() - self.started, 1))
+
+    def _timeout(self) -> TimeoutExpired:
+        what = f"still {self.state}" if self.state else "VM state never read"
+        if self._last_problem:
+            what += f" (last problem: {self._last_problem})"
+        limit = self.config.timeout
+        return TimeoutExpired(f"{what} after AZWAIT_TIMEOUT={format_duration(limit)}"
+                              if math.isfinite(limit) else what)

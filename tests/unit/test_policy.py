@@ -1,0 +1,176 @@
+"""The wait policy's decisions, as tables, with a fake clock and a seeded RNG."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from azwait.errors import IdentityError, NotAzure, TerminalState
+from azwait.policy import (
+    BACKOFF_CAP,
+    JITTER,
+    MAX_STRETCH,
+    START_OFFSET_MAX,
+    Graces,
+    Pacer,
+    WaitPolicy,
+    parse_budget,
+)
+from azwait.transient import Transient, parse_retry_after
+
+GRACES = Graces(imds=120, identity=300, rbac=600, not_found=120)
+
+
+def policy(interval: float = 5.0, on_failed: str = "exit", seed: int = 1) -> WaitPolicy:
+    return WaitPolicy(interval, GRACES, on_failed, random.Random(seed))
+
+
+@pytest.mark.parametrize("state", ["Creating", "Updating", "Migrating", "SomethingNew"])
+def test_not_yet_states_wait(state: str) -> None:
+    """Non-terminal states keep polling at the jittered interval."""
+    delay = policy().on_state(state, {}, 0.0)
+    assert delay is not None and 5 * (1 - JITTER) <= delay <= 5 * (1 + JITTER)
+
+
+def test_succeeded_ends() -> None:
+    """Succeeded, in any letter case, ends the wait."""
+    assert policy().on_state("Succeeded", {}, 0.0) is None
+    assert policy().on_state("succeeded", {}, 0.0) is None
+
+
+@pytest.mark.parametrize("state", ["Failed", "Canceled", "Deleting", "deleting"])
+def test_terminal_states(state: str) -> None:
+    """Failed, Canceled and Deleting are terminal (exit 4)."""
+    with pytest.raises(TerminalState) as caught:
+        policy().on_state(state, {}, 0.0)
+    assert caught.value.exit_code == 4 and state in caught.value.message
+
+
+def test_failed_can_be_waited_through() -> None:
+    """AZWAIT_ON_FAILED=wait keeps polling through Failed, but not through Deleting."""
+    p = policy(on_failed="wait")
+    assert p.on_state("Failed", {}, 0.0) is not None
+    with pytest.raises(TerminalState):
+        p.on_state("Deleting", {}, 1.0)
+
+
+def test_jitter_spreads_intervals() -> None:
+    """Intervals are jittered: a fleet does not poll in lock-step."""
+    p = policy()
+    delays = {round(p.poll_delay(), 3) for _ in range(50)}
+    assert len(delays) > 40
+    assert min(delays) >= 5 * (1 - JITTER) and max(delays) <= 5 * (1 + JITTER)
+
+
+def test_start_offset_is_small_and_random() -> None:
+    """The start offset spreads first reads without delaying a ready VM much."""
+    p = policy()
+    offsets = [p.start_offset() for _ in range(50)]
+    assert all(0 <= o <= START_OFFSET_MAX for o in offsets) and len(set(offsets)) > 40
+
+
+@pytest.mark.parametrize("retry_after", [1.0, 7.0, 30.0])
+def test_retry_after_is_never_undercut(retry_after: float) -> None:
+    """A throttled read waits at least Retry-After, whatever the interval."""
+    p = policy(interval=0.2)
+    for _ in range(20):
+        assert p.on_failure(Transient("retry", "429", retry_after), 0.0) >= retry_after
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    """Repeated failures back off exponentially up to the cap."""
+    p = policy(interval=5.0)
+    delays = [p.on_failure(Transient("retry", "500"), float(i)) for i in range(12)]
+    assert delays[0] <= 5.0 and delays[3] > delays[0]
+    assert max(delays) <= BACKOFF_CAP
+
+
+def test_success_resets_backoff() -> None:
+    """A good reading resets the failure streak."""
+    p = policy()
+    for i in range(6):
+        p.on_failure(Transient("retry", "500"), float(i))
+    p.on_state("Creating", {}, 10.0)
+    assert p.on_failure(Transient("retry", "500"), 11.0) <= 5.0
+
+
+@pytest.mark.parametrize("kind,grace,error,code", [
+    ("imds", 120, NotAzure, 5),
+    ("identity", 300, IdentityError, 6),
+    ("rbac", 600, IdentityError, 6),
+    ("not_found", 120, TerminalState, 4),
+])
+def test_grace_windows(kind: str, grace: float, error: type, code: int) -> None:
+    """Each failure kind is retried for its grace window, then fails with its exit code."""
+    p = policy()
+    assert p.on_failure(Transient(kind, "x"), 0.0) > 0
+    assert p.on_failure(Transient(kind, "x"), grace - 1) <= 1.0  # last try at the window's end
+    with pytest.raises(error) as caught:
+        p.on_failure(Transient(kind, "x"), grace)
+    assert caught.value.exit_code == code
+
+
+def test_plain_retries_have_no_grace() -> None:
+    """Throttling and 5xx are bounded only by the overall timeout."""
+    p = policy()
+    assert p.on_failure(Transient("retry", "503"), 1e6) > 0
+
+
+def test_not_found_after_seen_is_terminal() -> None:
+    """404 after the VM was seen means it was deleted: exit 4 at once."""
+    p = policy()
+    p.on_state("Creating", {}, 0.0)
+    with pytest.raises(TerminalState, match="deleted"):
+        p.on_failure(Transient("not_found", "ARM has no resource /x"), 1.0)
+
+
+def test_identity_message_says_how_to_fix() -> None:
+    """The no-identity error tells how to assign an identity with Reader."""
+    p = policy()
+    p.on_failure(Transient("identity", "no managed identity"), 0.0)
+    with pytest.raises(IdentityError, match="Reader"):
+        p.on_failure(Transient("identity", "no managed identity"), 300.0)
+
+
+@pytest.mark.parametrize("headers,expected", [
+    ({}, {}),
+    ({"x-ms-ratelimit-remaining-subscription-reads": "11999"}, {"subscription-reads": 11999}),
+    ({"x-ms-ratelimit-remaining-resource":
+      "Microsoft.Compute/GetVMScaleSetVM3Min;179,Microsoft.Compute/GetVMScaleSetVM30Min;1499"},
+     {"Microsoft.Compute/GetVMScaleSetVM3Min": 179, "Microsoft.Compute/GetVMScaleSetVM30Min": 1499}),
+    ({"x-ms-ratelimit-remaining-resource": "garbage"}, {}),
+])
+def test_parse_budget(headers: dict[str, str], expected: dict[str, int]) -> None:
+    """Throttling headers are read in their real formats."""
+    assert parse_budget(headers) == expected
+
+
+@pytest.mark.parametrize("remaining,stretch", [
+    ([100, 90], 1.0), ([100, 40], 1.5), ([100, 10], 2.0), ([100, 10, 10, 10, 10, 10], MAX_STRETCH),
+    ([100, 10, 10, 90, 90, 90], 4.0 / 1.5**3), ([100, 10, 90, 90, 90], 1.0),
+])
+def test_pacer_stretches_and_relaxes(remaining: list[int], stretch: float) -> None:
+    """The interval stretches as the budget runs low and relaxes as it recovers."""
+    pacer = Pacer()
+    for value in remaining:
+        pacer.observe({"x-ms-ratelimit-remaining-subscription-reads": str(value)})
+    assert pacer.stretch == pytest.approx(stretch)
+
+
+def test_stretch_applies_to_poll_delay() -> None:
+    """A stretched pacer lengthens the poll interval."""
+    p = policy()
+    p.on_state("Creating", {"x-ms-ratelimit-remaining-subscription-reads": "100"}, 0.0)
+    delay = p.on_state("Creating", {"x-ms-ratelimit-remaining-subscription-reads": "5"}, 5.0)
+    assert delay is not None and delay >= 2 * 5 * (1 - JITTER)
+
+
+@pytest.mark.parametrize("value,seconds", [
+    (None, None), ("", None), ("7", 7.0), ("0", 0.0), ("soon", None),
+    ("Wed, 21 Oct 2026 07:28:10 GMT", 10.0),
+])
+def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
+    """Retry-After in delta-seconds or HTTP-date form."""
+    now = 1792567680.0  # Wed, 21 Oct 2026 07:28:00 GMT
+    assert parse_retry_after(value, now=now) == seconds
