@@ -1,0 +1,321 @@
+#!/bin/bash
+# The Debian package test: install the built .deb, with no network, into fresh
+# Debian 12 (bookworm) and Debian 13 (trixie) root filesystems and check what
+# the package promises (design.md, "Packaging").
+#
+#   tests/deb/test_deb.sh [build/azwait_<version>_all.deb]
+#
+# Without an argument it runs `make deb` first. Installs what it needs
+# (mmdebstrap, lintian, ...) with apt-get; must run as root. The root
+# filesystems are cached as tarballs in build/rootfs/, keyed by suite, variant,
+# package list and mirror; every test extracts a fresh copy.
+# Environment: AZWAIT_DEB_SUITES (default "bookworm trixie"),
+# AZWAIT_DEB_MIRROR (default http://deb.debian.org/debian).
+#
+# One PASS/FAIL line per check, then "N passed, N failed"; exit 1 on any FAIL.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+cd "$TOP" || exit 2
+
+SUITES=${AZWAIT_DEB_SUITES:-bookworm trixie}
+MIRROR=${AZWAIT_DEB_MIRROR:-http://deb.debian.org/debian}
+VARIANT=minbase
+# The distribution dependencies are preinstalled, as on Ubuntu/Azure cloud
+# images (cloud-init already depends on python3-requests), so that the package
+# itself installs with no network.
+INCLUDE=python3,python3-requests,python3-cryptography,ca-certificates
+MAX_INSTALLED_KB=$((25 * 1024))
+
+WORK=$TOP/build/deb-test
+LOG=$WORK/log
+passed=0
+failed=0
+MOUNTS=()
+PIDS=()
+
+pass() { echo "PASS: $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+note() { echo "      $*"; }
+
+# check DESCRIPTION COMMAND...: PASS when COMMAND exits 0; on FAIL show its output.
+check() {
+    local what=$1
+    shift
+    if "$@" >"$LOG" 2>&1; then
+        pass "$what"
+    else
+        fail "$what"
+        sed 's/^/      | /' "$LOG" | tail -n 25
+    fi
+}
+
+cleanup() {
+    local pid mnt
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    PIDS=()
+    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+        mnt=${MOUNTS[i]}
+        mountpoint -q "$mnt" && { umount "$mnt" 2>/dev/null || umount -l "$mnt"; }
+    done
+    MOUNTS=()
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+need_tools() {
+    local missing=() pkg
+    for pkg in mmdebstrap lintian dpkg-dev debian-archive-keyring systemd util-linux man-db; do
+        dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed' \
+            || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        echo "installing ${missing[*]}"
+        apt-get update -q >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+                "${missing[@]}" >/dev/null
+    fi
+}
+
+# rootfs SUITE -> path of the cached tarball (built on first use)
+rootfs() {
+    local suite=$1 key tar
+    key=$(printf '%s\n' "$suite" "$VARIANT" "$INCLUDE" "$MIRROR" | sha256sum | cut -c1-12)
+    tar=$TOP/build/rootfs/$suite-$VARIANT-$key.tar
+    if [ ! -s "$tar" ]; then
+        mkdir -p "$TOP/build/rootfs"
+        echo "      building the $suite root filesystem (mmdebstrap, once; cached in build/rootfs/)" >&2
+        if ! mmdebstrap --quiet --variant="$VARIANT" --include="$INCLUDE" \
+            "$suite" "$tar.part" "$MIRROR" >"$WORK/mmdebstrap-$suite.log" 2>&1; then
+            tail -n 20 "$WORK/mmdebstrap-$suite.log" >&2
+            rm -f "$tar.part"
+            return 1
+        fi
+        mv "$tar.part" "$tar"
+    fi
+    echo "$tar"
+}
+
+in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 "$@"; }
+# Same, with no network at all: a new network namespace holds only a down "lo".
+offline() { unshare --net chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+
+# ---------------------------------------------------------------------------
+
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/deb/test_deb.sh: run as root (mmdebstrap, chroot, mount)" >&2
+    exit 2
+fi
+rm -rf "$WORK"
+mkdir -p "$WORK"
+need_tools
+
+VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' agent/azwait/__init__.py)
+DEB=${1:-}
+if [ -z "$DEB" ]; then
+    make deb || { fail "make deb"; echo "$passed passed, $failed failed"; exit 1; }
+    DEB=build/azwait_${VERSION}_all.deb
+fi
+DEB=$(readlink -f "$DEB")
+if [ ! -f "$DEB" ]; then
+    fail "the .deb exists ($DEB)"
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+echo "package: $DEB"
+
+# --- the .deb itself -------------------------------------------------------
+
+EXTRACT=$WORK/extract
+dpkg-deb -x "$DEB" "$EXTRACT"
+dpkg-deb -e "$DEB" "$WORK/control"
+dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's,^\./,/,; s,/$,,' >"$WORK/contents"
+
+check "dpkg-deb: package version is $VERSION (agent/azwait/__init__.py)" \
+    test "$(dpkg-deb -f "$DEB" Version)" = "$VERSION"
+
+lintian --fail-on error --display-info "$DEB" >"$WORK/lintian" 2>&1
+rc=$?
+check "lintian: no errors" test "$rc" = 0
+sed 's/^/      lintian | /' "$WORK/lintian"
+
+expected=(/usr/bin/azwait /lib/systemd/system/azwait.service
+    /lib/systemd/system/azure-provisioned.target /etc/default/azwait
+    /usr/share/man/man8/azwait.8.gz /usr/share/doc/azwait/copyright
+    /usr/lib/azwait/azwait/cli.py /usr/lib/azwait/azwait/sim/__init__.py
+    /usr/lib/azwait/vendor/azure/identity/__init__.py)
+# The cloud-init pieces, for each one the source tree has.
+for f in cloud-init/per-boot/*; do
+    [ -f "$f" ] && expected+=("/usr/share/azwait/cloud-init/per-boot/${f##*/}")
+done
+[ -f cloud-init/cc_azwait.py ] &&
+    expected+=(/usr/lib/python3/dist-packages/cloudinit/config/cc_azwait.py)
+for f in cloud-init/*.cfg; do
+    [ -f "$f" ] && expected+=("/etc/cloud/cloud.cfg.d/${f##*/}")
+done
+missing=()
+for f in "${expected[@]}"; do grep -qxF "$f" "$WORK/contents" || missing+=("$f"); done
+check "dpkg -c lists the launcher, units, conffile, man page, cloud-init pieces (${#expected[@]} files)" \
+    test ${#missing[@]} = 0
+((${#missing[@]})) && note "missing: ${missing[*]}"
+
+shadow=$(grep -E '^/usr/lib/azwait/vendor/(requests|urllib3|idna|charset_normalizer|certifi|cryptography|cffi|_cffi_backend|pycparser)([/.-]|$)' "$WORK/contents")
+check "vendor dir bundles nothing the distribution provides (requests, urllib3, cryptography, ...)" \
+    test -z "$shadow"
+check "no .pyc shipped (compiled by py3compile at install)" \
+    test -z "$(grep -E '\.pyc$|__pycache__' "$WORK/contents")"
+
+check "conffiles: /etc/default/azwait" grep -qxF /etc/default/azwait "$WORK/control/conffiles"
+keys=(TIMEOUT INTERVAL CLIENT_ID OBJECT_ID MSI_RES_ID IDENTITY_GRACE RBAC_GRACE IMDS_GRACE
+    ON_FAILED STATE_DIR LOG_FORMAT LOG_LEVEL IMDS_ENDPOINT ARM_ENDPOINT WORKER
+    DRAIN_COMMAND DRAIN_TIMEOUT DRAIN_EVENTS)
+absent=()
+for k in "${keys[@]}"; do grep -q "^#AZWAIT_$k=" "$EXTRACT/etc/default/azwait" || absent+=("$k"); done
+check "/etc/default/azwait lists every key, commented out" \
+    sh -c "test ${#absent[@]} = 0 && ! grep -Eq '^[[:space:]]*[^#[:space:]]' '$EXTRACT/etc/default/azwait'"
+((${#absent[@]})) && note "keys missing: ${absent[*]}"
+
+# Maintainer scripts start nothing and enable nothing. debhelper's snippet
+# re-creates enablement symlinks only for a unit the admin had enabled before
+# (was-enabled); anything else that starts or enables is a failure.
+scripts=$(cat "$WORK"/control/{preinst,postinst,prerm,postrm} 2>/dev/null)
+bad=$(printf '%s\n' "$scripts" | grep -nE 'deb-systemd-invoke +(start|restart|try-restart)|systemctl +(--[a-z-]+ +)*(start|restart|enable|reenable)|invoke-rc\.d|update-rc\.d')
+unguarded=$(printf '%s\n' "$scripts" | awk '/was-enabled/ {g=1; next} /deb-systemd-helper[^|]* enable / && !g {print} /^[[:space:]]*fi/ {g=0}')
+check "maintainer scripts start nothing and enable nothing" test -z "$bad$unguarded"
+[ -n "$bad$unguarded" ] && note "$bad $unguarded"
+
+installed_kb=$(dpkg-deb -f "$DEB" Installed-Size)
+du_kb=$(du -sk "$EXTRACT" | cut -f1)
+check "installed size ${installed_kb} KiB (du ${du_kb} KiB, before .pyc) <= 25 MiB" \
+    test "$installed_kb" -le "$MAX_INSTALLED_KB"
+
+# systemd-analyze verify needs the unit's ExecStart binary and its man page:
+# lay the package's over the host's in a private mount namespace.
+check "systemd-analyze verify: azwait.service, azure-provisioned.target" \
+    unshare -m sh -ec "
+        mount -t overlay overlay -o lowerdir='$EXTRACT/usr/bin':/usr/bin /usr/bin
+        MANPATH='$EXTRACT/usr/share/man:' systemd-analyze verify \
+            '$EXTRACT/lib/systemd/system/azwait.service' \
+            '$EXTRACT/lib/systemd/system/azure-provisioned.target'"
+
+# The version lives in agent/azwait/__init__.py; debian/rules refuses a
+# debian/changelog that disagrees.
+VCHK=$WORK/version-check
+mkdir -p "$VCHK/agent/azwait"
+cp -r debian "$VCHK/"
+cp agent/azwait/__init__.py "$VCHK/agent/azwait/"
+check "debian/rules check-version passes when changelog and __version__ agree" \
+    make -s -C "$VCHK" -f debian/rules check-version
+sed -i "1s/(\([^)]*\))/(\1.1)/" "$VCHK/debian/changelog"
+check "debian/rules check-version fails when they disagree ($(sed -n '1s/.*(\(.*\)).*/\1/p' "$VCHK/debian/changelog") vs $VERSION)" \
+    sh -c "! make -s -C '$VCHK' -f debian/rules check-version"
+
+# --- install into fresh Debian 12 and 13 -----------------------------------
+
+for SUITE in $SUITES; do
+    echo "--- $SUITE"
+    if ! TAR=$(rootfs "$SUITE"); then
+        fail "$SUITE: mmdebstrap root filesystem"
+        continue
+    fi
+    ROOT=$WORK/root-$SUITE
+    rm -rf "$ROOT"
+    mkdir -p "$ROOT"
+    tar -C "$ROOT" -xf "$TAR"
+    mount -t proc proc "$ROOT/proc" && MOUNTS+=("$ROOT/proc")
+    cp "$DEB" "$ROOT/tmp/azwait.deb"
+    # A minbase bookworm root has no /etc/hosts (a booted system does), and
+    # the sim's ARM URL names "localhost".
+    [ -e "$ROOT/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
+    note "$(in_root sh -c '. /etc/os-release; echo "$PRETTY_NAME"'), $(in_root python3 --version)," \
+        "python3-requests $(in_root dpkg-query -W -f='${Version}' python3-requests)," \
+        "python3-cryptography $(in_root dpkg-query -W -f='${Version}' python3-cryptography)"
+
+    # No network: a fresh network namespace (only a down loopback) and no apt
+    # lists in the root: the install can only succeed if everything it needs
+    # is already there. (apt's --no-download refuses a local .deb, so it is
+    # not used.)
+    ifaces=$(unshare --net sh -c 'tail -n +3 /proc/net/dev' | awk '{printf "%s ", $1}')
+    check "$SUITE: the install's network namespace has no interface but lo ($ifaces)" \
+        test "$ifaces" = "lo: "
+    check "$SUITE: apt-get install ./azwait.deb with no network" \
+        offline apt-get install -y -o Dpkg::Use-Pty=0 --no-install-recommends /tmp/azwait.deb
+    grep -E '^(The following NEW|  azwait|[0-9]+ upgraded)' "$LOG" | sed 's/^/      apt | /'
+
+    check "$SUITE: azwait --version prints $VERSION" \
+        sh -c "test \"\$(chroot '$ROOT' /usr/bin/env -i PATH=/usr/bin:/bin /usr/bin/azwait --version)\" = 'azwait $VERSION'"
+    t0=$(date +%s%N)
+    in_root azwait --version >/dev/null 2>&1
+    t1=$(date +%s%N)
+    note "azwait --version took $(((t1 - t0) / 1000000)) ms (byte-compiled at install)"
+    check "$SUITE: azwait --help exits 0" in_root azwait --help
+    check "$SUITE: modules byte-compiled at install (py3compile)" \
+        sh -c "ls '$ROOT'/usr/lib/azwait/azwait/__pycache__/cli.*.pyc '$ROOT'/usr/lib/azwait/vendor/azure/core/__pycache__/*.pyc >/dev/null"
+    check "$SUITE: requests, urllib3, cryptography from the distribution; jwt, azure from the vendor dir" \
+        in_root /usr/bin/python3 -I -c '
+import sys
+sys.path[0:0] = ["/usr/lib/azwait", "/usr/lib/azwait/vendor"]
+import requests, urllib3, cryptography, jwt, azure.identity, structlog
+for m in (requests, urllib3, cryptography):
+    assert m.__file__.startswith("/usr/lib/python3/dist-packages/"), m.__file__
+for m in (jwt, azure.identity, structlog):
+    assert m.__file__.startswith("/usr/lib/azwait/vendor/"), m.__file__'
+    check "$SUITE: dpkg-query Conffiles lists /etc/default/azwait" \
+        sh -c "chroot '$ROOT' dpkg-query -W -f='\${Conffiles}' azwait | grep -q '^ /etc/default/azwait '"
+    wants=$(find "$ROOT/etc/systemd/system" -name 'azwait*' -o -name 'azure-provisioned*' 2>/dev/null)
+    check "$SUITE: installing enabled nothing (no azwait/azure-provisioned link in /etc/systemd/system)" \
+        test -z "$wants"
+    [ -n "$wants" ] && note "$wants"
+
+    # azwait status against azwait sim, both inside the root. The sim's test
+    # CA goes into the root's trust store: Debian's requests uses the system
+    # CA bundle, so no REQUESTS_CA_BUNDLE is needed.
+    rm -f "$ROOT/var/tmp/sim-ready.json"
+    chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin LC_ALL=C.UTF-8 \
+        azwait sim --states Succeeded@0 --cert-dir /var/tmp/azwait-sim \
+        --ready-file /var/tmp/sim-ready.json --duration 300 \
+        >"$WORK/sim-$SUITE.out" 2>"$WORK/sim-$SUITE.err" &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        [ -s "$ROOT/var/tmp/sim-ready.json" ] && break
+        kill -0 "${PIDS[-1]}" 2>/dev/null || break
+        sleep 0.2
+    done
+    if ! [ -s "$ROOT/var/tmp/sim-ready.json" ]; then
+        fail "$SUITE: azwait sim starts inside the root and prints its ready line"
+        sed 's/^/      | /' "$WORK/sim-$SUITE.err" | tail -n 20
+    else
+        pass "$SUITE: azwait sim starts inside the root and prints its ready line"
+        ready=$(cat "$ROOT/var/tmp/sim-ready.json")
+        note "sim: $ready"
+        field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print(v or "")' "$ready" "$1"; }
+        imds=$(field imds)
+        arm=$(field arm)
+        ca=$(field ca)
+        if [ -n "$ca" ]; then
+            cp "$ROOT$ca" "$ROOT/usr/local/share/ca-certificates/azwait-sim-test-ca.crt"
+            check "$SUITE: update-ca-certificates adds the sim's CA" in_root update-ca-certificates
+        fi
+        check "$SUITE: azwait status (IMDS $imds, ARM $arm) exits 0 and reports Succeeded" \
+            sh -c "chroot '$ROOT' /usr/bin/env -i PATH=/usr/bin:/bin LC_ALL=C.UTF-8 \
+                AZWAIT_IMDS_ENDPOINT='$imds' AZWAIT_ARM_ENDPOINT='$arm' azwait status >'$WORK/status-$SUITE' 2>&1;
+                rc=\$?; cat '$WORK/status-$SUITE'; test \$rc = 0 && grep -Eq '^state: +Succeeded' '$WORK/status-$SUITE'"
+        sed 's/^/      status | /' "$WORK/status-$SUITE"
+    fi
+    cleanup   # stop the sim, unmount /proc
+    mount -t proc proc "$ROOT/proc" && MOUNTS+=("$ROOT/proc")
+
+    # Purge removes the state directory and everything the package installed.
+    mkdir -p "$ROOT/var/lib/azwait" && echo marker >"$ROOT/var/lib/azwait/test-marker"
+    check "$SUITE: apt-get purge azwait" offline apt-get purge -y -o Dpkg::Use-Pty=0 azwait
+    check "$SUITE: purge removed /var/lib/azwait, /etc/default/azwait and /usr/lib/azwait" \
+        sh -c "! test -e '$ROOT/var/lib/azwait' && ! test -e '$ROOT/etc/default/azwait' && ! test -e '$ROOT/usr/lib/azwait'"
+    cleanup
+    rm -rf "$ROOT"
+done
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
