@@ -80,13 +80,13 @@ class ArmClient:
         try:
             resource, response = self._client.resources.get_by_id(
                 resource_id,
-                COMPUTE_API_VERSION,
+                api_version=COMPUTE_API_VERSION,
                 cls=lambda pipeline_response, deserialized, _: (
                     deserialized, pipeline_response.http_response),
                 connection_timeout=min(CONNECT_TIMEOUT, timeout),
                 read_timeout=timeout,
             )
-        except (DecodeError, DeserializationError):
+        except (DecodeError, DeserializationError, ValueError):  # ValueError: JSONDecodeError
             raise Transient("retry", "ARM answered with a body that is not JSON") from None
         except HttpResponseError as err:
             raise _classify(err, resource_id) from None

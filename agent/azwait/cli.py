@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import traceback
@@ -90,8 +91,9 @@ def _wait(config: Config, command: Optional[Sequence[str]]) -> int:
     log = logs.get()
     worker_env = dict(os.environ)
     command = command or config.worker
-    log.info("azwait starting", version=__version__, worker=list(command or ()),
-             **config.describe())
+    settings = config.describe()
+    settings["worker"] = shlex.join(command) if command else None
+    log.info("azwait starting", version=__version__, **settings)
     if command and not findable(command, worker_env):
         log.warning("worker command not found yet; checked again after the wait",
                     command=command[0])

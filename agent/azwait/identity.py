@@ -37,6 +37,9 @@ class Identity:
         self.kind = "system-assigned" if selector is None else f"user-assigned ({selector[0]})"
         self._status: Optional[int] = None
         self._retry_after: Optional[float] = None
+        # MSAL replays a 429/5xx answer from its own cache (for Retry-After, or 5 s)
+        # without asking IMDS; such a replay is the same failure, not an outage.
+        self._replayable: Optional[Transient] = None
         kwargs: dict[str, Any] = {}
         if selector is not None:
             param, value = selector
@@ -65,15 +68,18 @@ class Identity:
         self._status = None
         try:
             token = self._credential.get_token(*scopes, **kwargs)
-        except AzureError as err:
-            raise self._classify(err) from None
+        except AzureError:
+            raise self._classify() from None
+        self._replayable = None
         SECRETS.add(token.token)
         return token
 
-    def _classify(self, err: AzureError) -> Transient:
+    def _classify(self) -> Transient:
         status = self._status
         if status is None:
-            return Transient("imds", "IMDS token endpoint unreachable")
+            return self._replayable or Transient("imds", "IMDS token endpoint unreachable")
         if status in (400, 403):
             return Transient("identity", f"no managed identity: IMDS token endpoint answered {status}")
-        return Transient("retry", f"IMDS token endpoint answered {status}", self._retry_after)
+        failure = Transient("retry", f"IMDS token endpoint answered {status}", self._retry_after)
+        self._replayable = failure if status == 429 or status >= 500 else None
+        return failure
