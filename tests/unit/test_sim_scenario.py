@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from azwait.sim import Scenario
 from azwait.sim.fleet import Fleet
 from azwait.sim.scenario import apply_flags, parse_identity_flags, parse_states_flag
@@ -49,7 +48,10 @@ def test_empty_scenario_has_working_defaults() -> None:
         ({"faults": [{"endpoint": "arm", "stauts": 500}]}, r"faults\[0\]\.stauts"),
         ({"faults": [{"endpoint": "arm", "status": 700}]}, r"faults\[0\]\.status"),
         ({"faults": [{"endpoint": "arm"}]}, r"faults\[0\]"),
-        ({"faults": [{"endpoint": "arm", "drop": True, "start": 5, "end": 1}]}, r"faults\[0\]\.end"),
+        (
+            {"faults": [{"endpoint": "arm", "drop": True, "start": 5, "end": 1}]},
+            r"faults\[0\]\.end",
+        ),
         ({"faults": [{"endpoint": "arm", "body": "xml", "status": 500}]}, r"faults\[0\]\.body"),
         ({"events": [{"at": 0, "type": "Explode"}]}, r"events\[0\]\.type"),
         ({"events": [{"at": 0, "type": "Preempt", "resources": []}]}, r"events\[0\]\.resources"),
@@ -65,7 +67,7 @@ def test_bad_scenario_names_the_key(data: dict[str, Any], key: str) -> None:
 
 def test_unknown_key_message_lists_the_known_ones() -> None:
     """A misspelt key is shown with the keys that would have been accepted."""
-    with pytest.raises(ValueError, match="unknown key .*known keys: .*faults"):
+    with pytest.raises(ValueError, match=r"unknown key .*known keys: .*faults"):
         Scenario.from_dict({"fault": []})
 
 
@@ -163,7 +165,7 @@ def test_states_flag() -> None:
 @pytest.mark.parametrize("text", ["Creating", "Creating@soon", "@5", "Creating@-1"])
 def test_bad_states_flag_names_the_flag(text: str) -> None:
     """A malformed --states is refused naming the flag."""
-    with pytest.raises(ValueError, match="^--states: "):
+    with pytest.raises(ValueError, match=r"^--states: "):
         parse_states_flag(text)
 
 
@@ -187,7 +189,7 @@ def test_identity_flags(flags: list[str], identity: Any) -> None:
 @pytest.mark.parametrize("flags", [["tenant_id=x"], ["none", "system"], ["client_id="]])
 def test_bad_identity_flags(flags: list[str]) -> None:
     """Unknown selectors, empty values and none-with-others are refused naming the flag."""
-    with pytest.raises(ValueError, match="^--identity: "):
+    with pytest.raises(ValueError, match=r"^--identity: "):
         parse_identity_flags(flags)
 
 
@@ -202,6 +204,11 @@ def test_flags_override_the_scenario_file() -> None:
         clock="first-request",
     )
     sc = Scenario.from_dict(merged)
-    assert (sc.vms, sc.cloud, sc.clock, sc.location) == (2, "AzureChinaCloud", "first-request", "eastus")
+    assert (sc.vms, sc.cloud, sc.clock, sc.location) == (
+        2,
+        "AzureChinaCloud",
+        "first-request",
+        "eastus",
+    )
     assert sc.states == (("Succeeded", 0.0),)
     assert [u.client_id for u in sc.identity.user] == ["c"]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from azwait.sim.throttle import ThrottleConfig, Throttle, TokenBucket, parse_throttle
+from azwait.sim.throttle import Throttle, ThrottleConfig, TokenBucket, parse_throttle
 
 
 class FakeClock:
@@ -18,7 +17,9 @@ class FakeClock:
         self.now += seconds
 
 
-def throttle(data: dict[str, object] | None = None, kind: str = "uniform") -> tuple[Throttle, FakeClock]:
+def throttle(
+    data: dict[str, object] | None = None, kind: str = "uniform"
+) -> tuple[Throttle, FakeClock]:
     clock = FakeClock()
     return Throttle(parse_throttle(data or {}, "throttle", kind), clock), clock
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import signal
@@ -214,11 +215,10 @@ def run(args: argparse.Namespace) -> int:
         print(line, flush=True)
         if ready_file is not None:
             _write_atomically(ready_file, line + "\n")
-        deadline = None if duration is None else time.monotonic() + duration
+        deadline = math.inf if duration is None else time.monotonic() + duration
         # Short waits: a signal then ends the run within a tick on any Python.
-        while not done.wait(0.2):
-            if deadline is not None and time.monotonic() >= deadline:
-                break
+        while not done.is_set() and time.monotonic() < deadline:
+            done.wait(min(0.2, deadline - time.monotonic()))
     except OSError as err:
         print(f"azwait sim: {err}", file=sys.stderr)
         return 2

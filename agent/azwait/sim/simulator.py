@@ -88,7 +88,7 @@ class Simulator:
         for server, name in zip(self._servers, ("imds", "arm")):
             thread = threading.Thread(
                 target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
+                kwargs={"poll_interval": 0.025},
                 name=f"azwait-sim-{name}",
                 daemon=True,
             )
@@ -108,7 +108,8 @@ class Simulator:
         return context
 
     def stop(self) -> None:
-        if self._world is None:
+        """Stop serving; the request log stays readable. Safe to call twice."""
+        if self._world is None or self._world.stopping.is_set():
             return
         self._world.stopping.set()
         for server in self._servers:

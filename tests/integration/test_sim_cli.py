@@ -1,0 +1,189 @@
+"""`azwait sim` on the command line: the ready line, flags, exit codes, signals."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import azwait
+import pytest
+from azwait.sim import add_arguments, run
+from cryptography import x509
+
+AGENT_DIR = str(Path(azwait.__file__).resolve().parent.parent)
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="azwait sim")
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": AGENT_DIR, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def wait_for(path: Path, timeout: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+    ready: dict[str, Any] = json.loads(path.read_text())
+    return ready
+
+
+def test_run_prints_ready_line_and_serves_until_duration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """run(): one JSON line on stdout (same as --ready-file), serves, exits 0 after --duration."""
+    ready_file, log = tmp_path / "ready.json", tmp_path / "log.jsonl"
+    args = parse(
+        "--duration",
+        "1",
+        "--ready-file",
+        str(ready_file),
+        "--log",
+        str(log),
+        "--cert-dir",
+        str(tmp_path / "certs"),
+        "--states",
+        "Succeeded@0",
+        "--vms",
+        "2",
+    )
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(run(args)))
+    thread.start()
+    ready = wait_for(ready_file)
+    request = urllib.request.Request(
+        ready["imds"] + "/vm/1/metadata/instance/compute/name?api-version=2021-02-01&format=text",
+        headers={"Metadata": "true"},
+    )
+    assert NO_PROXY.open(request, timeout=5).read() == b"vmss-azwait_1"
+    thread.join(timeout=10)
+    assert codes == [0]
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line) for line in lines] == [ready]
+    assert ready["arm"].startswith("https://localhost:")
+    assert ready["ca"] == str(tmp_path / "certs" / "ca.pem") and ready["pid"] == os.getpid()
+    assert json.loads(log.read_text().splitlines()[0])["vm"] == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["--vms", "many"], "--vms"),
+        (["--states", "Creating"], "--states"),
+        (["--cloud", "AzureMarsCloud"], "cloud"),
+        (["--clock", "boot"], "clock"),
+        (["--identity", "tenant=x"], "--identity"),
+        (["--imds-port", "70000"], "--imds-port"),
+        (["--duration", "soon"], "--duration"),
+        (["--scenario", "/nonexistent/s.json"], "--scenario"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(
+    argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad flags: exit 2, one stderr line "azwait sim: <problem>", nothing on stdout."""
+    assert run(parse(*argv)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"azwait sim: {problem}")
+    assert captured.err.count("\n") == 1
+
+
+def test_bad_scenario_file_names_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A scenario file with a bad key: exit 2 and the key in the message."""
+    scenario = tmp_path / "s.json"
+    scenario.write_text(json.dumps({"faults": [{"endpoint": "arm", "stauts": 500}]}))
+    assert run(parse("--scenario", str(scenario))) == 2
+    assert capsys.readouterr().err.startswith("azwait sim: faults[0].stauts: unknown key")
+
+
+def test_port_in_use_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A port that cannot be bound is reported in one line, exit 2."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert run(parse("--imds-port", str(port), "--no-tls")) == 2
+    assert capsys.readouterr().err.startswith("azwait sim: ")
+
+
+def test_tls_name_is_in_the_certificate(tmp_path: Path) -> None:
+    """--tls-name adds a DNS name to the ARM certificate beside the ARM host names."""
+    certs = tmp_path / "certs"
+    assert run(parse("--duration", "0", "--cert-dir", str(certs), "--tls-name", "arm.test")) == 0
+    cert = x509.load_pem_x509_certificate((certs / "server.pem").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"arm.test", "localhost", "management.azure.com"} <= set(
+        names.get_values_for_type(x509.DNSName)
+    )
+
+
+def test_module_runs_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """`python -m azwait.sim` prints the ready line and exits 0 on SIGTERM."""
+    proc = subprocess.Popen(
+        python("-m", "azwait.sim", "--no-tls", "--cert-dir", str(tmp_path)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+    assert proc.stdout is not None
+    ready = json.loads(proc.stdout.readline())
+    assert ready["ca"] is None and ready["pid"] == proc.pid
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert proc.stderr is not None and proc.stderr.read() == ""
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("azwait.__main__") is None, reason="the agent's CLI is not there yet"
+)
+def test_azwait_sim_subcommand_bad_flag(tmp_path: Path) -> None:
+    """`python -m azwait sim` with a bad flag: exit 2, one line, no traceback."""
+    done = subprocess.run(
+        python("-m", "azwait", "sim", "--states", "Creating@soon"),
+        check=False,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("azwait sim: --states") and done.stderr.count("\n") == 1
+
+
+def test_import_stays_light() -> None:
+    """Importing the simulator loads none of the agent's HTTP or Azure stack."""
+    code = (
+        "import sys, azwait.sim\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in "
+        "('azure', 'requests', 'tenacity', 'structlog')]\n"
+        "print(heavy)\n"
+    )
+    done = subprocess.run(
+        python("-c", code), check=False, capture_output=True, text=True, env=child_env(), timeout=30
+    )
+    assert done.stdout.strip() == "[]", done.stderr
