@@ -33,7 +33,7 @@ integration: $(STAMP) ## The real azwait executable against azwait sim on loopba
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check agent tests
-	$(BIN)/mypy agent/azwait
+	$(BIN)/mypy --config-file agent/pyproject.toml agent/azwait
 
 packer-check: ## Validate the Packer template offline (installs packer and shellcheck if missing)
 	tests/packer/check.sh

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from azure.core.exceptions import (
     DecodeError,
@@ -30,7 +30,10 @@ CLOUDS = {
     "azureusgovernmentcloud": "https://management.usgovcloudapi.net",
     "azurechinacloud": "https://management.chinacloudapi.cn",
 }
-BUDGET_HEADERS = ("x-ms-ratelimit-remaining-subscription-reads", "x-ms-ratelimit-remaining-resource")
+BUDGET_HEADERS = (
+    "x-ms-ratelimit-remaining-subscription-reads",
+    "x-ms-ratelimit-remaining-resource",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +45,10 @@ class Endpoint:
 def endpoint_for(cloud: str, override: Optional[str]) -> Endpoint:
     """ARM URL and token audience for ``azEnvironment``; an override keeps the cloud's audience."""
     known = CLOUDS.get(cloud.lower())
-    if known is None and override is None:
+    url = override or known
+    if url is None:
         raise ConfigError(
             f"unknown azEnvironment {cloud!r} reported by IMDS: set AZWAIT_ARM_ENDPOINT")
-    url = override or known
-    assert url is not None
     return Endpoint(url=url, audience=(known or url) + "/")
 
 
@@ -78,7 +80,7 @@ class ArmClient:
     def read(self, resource_id: str, timeout: float = READ_TIMEOUT) -> Reading:
         """One GET of the resource; throttling, 5xx and garbled bodies are ``Transient``."""
         try:
-            resource, response = self._client.resources.get_by_id(
+            resource, response = cast(Any, self._client.resources.get_by_id)(
                 resource_id,
                 api_version=COMPUTE_API_VERSION,
                 cls=lambda pipeline_response, deserialized, _: (
@@ -109,7 +111,7 @@ def _budget_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def _classify(err: HttpResponseError, resource_id: str) -> Exception:
     status = err.status_code or 0
-    headers: Mapping[str, str] = err.response.headers if err.response is not None else {}
+    headers: Mapping[str, str] = getattr(err.response, "headers", None) or {}
     if status in (401, 403):
         return Transient(
             "rbac",

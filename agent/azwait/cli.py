@@ -18,10 +18,10 @@ from .config import DEFAULT_FILE, KEYS, Config, load
 from .errors import AzwaitError, ConfigError, Interrupted
 
 USAGE = """\
-azwait [OPTIONS] [-- COMMAND [ARG...]]   wait for Succeeded; then exec COMMAND, or exit 0
-       azwait status [--json]                   one look: resource, cloud, identity, state, marker
-       azwait clean                             forget per-VM state (last step of an image build)
-       azwait sim [OPTIONS]                     the built-in Azure simulator (see azwait sim --help)"""
+azwait [OPTIONS] [-- COMMAND [ARG...]]  wait for Succeeded; then exec COMMAND, or exit 0
+       azwait status [--json]                  one look: resource, cloud, identity, state
+       azwait clean                            forget per-VM state (last step of an image build)
+       azwait sim [OPTIONS]                    the built-in Azure simulator (azwait sim --help)"""
 
 EPILOG = """\
 exit codes:
@@ -98,9 +98,12 @@ def _wait(config: Config, command: Optional[Sequence[str]]) -> int:
         log.warning("worker command not found yet; checked again after the wait",
                     command=command[0])
     notifier = Notifier()
-    instance = Waiter(config, log, notifier).run(State(config.state_dir))
-    notifier.ready("Succeeded")
-    log.info("VM is Succeeded", resource_id=instance.resource_id if instance else None)
+    waiter = Waiter(config, log, notifier)
+    instance = waiter.run(State(config.state_dir))
+    how = f"after {waiter.attempt} reads" if instance else "seen earlier on this boot"
+    notifier.ready(f"VM is Succeeded ({how})")
+    log.info("VM is Succeeded", resource_id=instance.resource_id if instance else None,
+             reads=waiter.attempt)
     if command:
         log.info("starting worker", argv=list(command))
         exec_worker(command, worker_env)

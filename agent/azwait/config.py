@@ -8,7 +8,6 @@ command-line options, the validation and the start-up log line all come from it.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import shlex
 from collections.abc import Mapping
@@ -236,9 +235,9 @@ def load(
         raw[name] = (value, str(file))
     for name, value in _azwait_keys(environ, "the environment").items():
         raw[name] = (value, "the environment")
-    for name, value in flags.items():
-        if value is not None:
-            raw[name] = (value, "the command line")
+    for name, flag in flags.items():
+        if flag is not None:
+            raw[name] = (flag, "the command line")
 
     fields: dict[str, Any] = {}
     for key in KEYS:

@@ -67,7 +67,7 @@ class Identity:
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         self._status = None
         try:
-            token = self._credential.get_token(*scopes, **kwargs)
+            token: AccessToken = self._credential.get_token(*scopes, **kwargs)
         except AzureError:
             raise self._classify() from None
         self._replayable = None
@@ -79,7 +79,8 @@ class Identity:
         if status is None:
             return self._replayable or Transient("imds", "IMDS token endpoint unreachable")
         if status in (400, 403):
-            return Transient("identity", f"no managed identity: IMDS token endpoint answered {status}")
+            return Transient("identity",
+                             f"no managed identity: IMDS token endpoint answered {status}")
         failure = Transient("retry", f"IMDS token endpoint answered {status}", self._retry_after)
         self._replayable = failure if status == 429 or status >= 500 else None
         return failure

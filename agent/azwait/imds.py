@@ -72,7 +72,8 @@ class ImdsClient:
                 allow_redirects=False,
             )
         except requests.RequestException as err:
-            raise Transient("imds", f"IMDS unreachable at {self._endpoint}: {type(err).__name__}")
+            raise Transient(
+                "imds", f"IMDS unreachable at {self._endpoint}: {type(err).__name__}") from None
         status = response.status_code
         if status in _RETRYABLE or status >= 500:
             raise Transient(

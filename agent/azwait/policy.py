@@ -135,7 +135,7 @@ class WaitPolicy:
             # Never sooner than asked; a little later so a fleet does not return in step.
             return failure.retry_after * self._rng.uniform(1.0, 1.1) + 0.05
         base = 1.0 if failure.kind == "imds" else self.interval
-        backoff = min(BACKOFF_CAP, base * 2 ** min(self._failures - 1, 10))
+        backoff = min(BACKOFF_CAP, base * 2.0 ** min(self._failures - 1, 10))
         # One last try right at the end of the grace window, not a backoff past it.
         return min(backoff * self._rng.uniform(0.5, 1.0), grace_left)
 

@@ -99,7 +99,6 @@ class Waiter:
         delay = self.policy.on_state(reading.state, reading.headers, self.clock())
         if delay is not None:
             raise _Again(delay)
-        self.notifier.ready(f"Succeeded after {self._waited()}, attempt {self.attempt}")
 
     # -- timing -----------------------------------------------------------------
 
@@ -126,11 +125,10 @@ class Waiter:
         return retrying(once)
 
     def _wait_for(self, retry_state: tenacity.RetryCallState) -> float:
-        assert retry_state.outcome is not None
-        again = retry_state.outcome.exception()
-        assert isinstance(again, _Again)
+        again = retry_state.outcome.exception() if retry_state.outcome else None
+        delay = again.delay if isinstance(again, _Again) else 0.0
         # Never past the deadline: the next attempt then reports the timeout.
-        return max(0.0, min(again.delay, self._remaining()))
+        return max(0.0, min(delay, self._remaining()))
 
     def _before_sleep(self, retry_state: tenacity.RetryCallState) -> None:
         delay = retry_state.next_action.sleep if retry_state.next_action else 0.0

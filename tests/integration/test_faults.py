@@ -111,7 +111,7 @@ def test_403_that_clears_within_grace(make_sim: Any) -> None:
     h = make_sim({"states": [["Succeeded", 0]], "rbac": {"forbidden_until": 1.5}})
     result = h.run("--", *h.worker())
     assert result.code == 0
-    assert [r["status"] for r in h.arm_reads()][0] == 403
+    assert h.arm_reads()[0]["status"] == 403
 
 
 def test_403_forever_exits_6_naming_role_and_scope(make_sim: Any) -> None:

@@ -138,7 +138,8 @@ def test_identity_message_says_how_to_fix() -> None:
     ({"x-ms-ratelimit-remaining-subscription-reads": "11999"}, {"subscription-reads": 11999}),
     ({"x-ms-ratelimit-remaining-resource":
       "Microsoft.Compute/GetVMScaleSetVM3Min;179,Microsoft.Compute/GetVMScaleSetVM30Min;1499"},
-     {"Microsoft.Compute/GetVMScaleSetVM3Min": 179, "Microsoft.Compute/GetVMScaleSetVM30Min": 1499}),
+     {"Microsoft.Compute/GetVMScaleSetVM3Min": 179,
+      "Microsoft.Compute/GetVMScaleSetVM30Min": 1499}),
     ({"x-ms-ratelimit-remaining-resource": "garbage"}, {}),
 ])
 def test_parse_budget(headers: dict[str, str], expected: dict[str, int]) -> None:
