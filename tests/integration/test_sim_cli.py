@@ -15,10 +15,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import azwait
 import pytest
-from azwait.sim import add_arguments, run
 from cryptography import x509
+
+import azwait
+from azwait.sim import add_arguments, run
 
 AGENT_DIR = str(Path(azwait.__file__).resolve().parent.parent)
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))

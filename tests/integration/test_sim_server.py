@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from azwait.sim import Scenario, Simulator
 
 API = "api-version=2021-02-01"
@@ -222,6 +223,13 @@ def test_user_identity_by_each_selector(start: Callable[..., Client]) -> None:
     assert c.token(selector={"client_id": "other"}).status == 400
     assert c.token().json["client_id"] != "c-1"  # no selector: the system identity
     assert [r["identity"] for r in c.sim.requests()] == ["c-1", "c-1", "c-1", "other", "system"]
+
+
+def test_only_user_identity_is_the_default(start: Callable[..., Client]) -> None:
+    """With no system identity and one user identity, IMDS hands out that one unasked."""
+    assert start({"identity": [{"client_id": "c-1"}]}).token().json["client_id"] == "c-1"
+    two = start({"identity": [{"client_id": "c-1"}, {"client_id": "c-2"}]}).token()
+    assert two.status == 400 and "Multiple user assigned" in two.json["error_description"]
 
 
 def test_identity_until_delays_the_identity(start: Callable[..., Client]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from azwait.sim import Scenario
 from azwait.sim.fleet import Fleet
 from azwait.sim.scenario import apply_flags, parse_identity_flags, parse_states_flag

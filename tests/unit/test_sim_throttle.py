@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from azwait.sim.throttle import Throttle, ThrottleConfig, TokenBucket, parse_throttle
 
 

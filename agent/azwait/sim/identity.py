@@ -38,7 +38,7 @@ class IdentitySpec:
 
 def seeded(seed: int | None, stream: str) -> random.Random:
     """Reproducible names and ids for a seeded scenario; secrets never come from here."""
-    return random.Random(None if seed is None else f"{stream}-{seed}")  # noqa: S311
+    return random.Random(None if seed is None else f"{stream}-{seed}")
 
 
 def new_guid(rng: random.Random) -> str:

@@ -102,6 +102,8 @@ def handle(world: World, request: Request) -> Reply:
 
 def _serve(world: World, vm: VM, endpoint: str, path: str, request: Request) -> Reply:
     if (request.header("Metadata") or "").lower() != "true":
+        if endpoint == "token":
+            return _oauth_error("Required metadata header not specified")
         return _error(400, "Bad request. Required metadata header not specified")
     if request.header("X-Forwarded-For") is not None:
         return _error(400, "Bad request. Request contains X-Forwarded-For header")

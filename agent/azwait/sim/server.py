@@ -145,6 +145,9 @@ class _Handler(BaseHTTPRequestHandler):
 class SimServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # A benchmark fleet connects all at once; the default backlog of 5 would turn
+    # that into SYN retries of a second or more.
+    request_queue_size = 1024
 
     def __init__(
         self,

@@ -45,8 +45,8 @@ class Simulator:
         imds_port: int = 0,
         arm_port: int = 0,
         tls: bool = True,
-        cert_dir: Path | None = None,
-        log_path: Path | None = None,
+        cert_dir: str | Path | None = None,
+        log_path: str | Path | None = None,
         *,
         imds_host: str | None = None,
         arm_host: str | None = None,
@@ -56,8 +56,8 @@ class Simulator:
         self._imds_address = (imds_host or host, imds_port)
         self._arm_address = (arm_host or host, arm_port)
         self._tls = tls
-        self._cert_dir = cert_dir
-        self._log_path = log_path
+        self._cert_dir = None if cert_dir is None else Path(cert_dir)
+        self._log_path = None if log_path is None else Path(log_path)
         self._tls_names = tuple(tls_names)
         self._world: World | None = None
         self._log: RequestLog | None = None
