@@ -21,7 +21,7 @@ $(STAMP): agent/pyproject.toml agent/requirements.lock
 venv: $(STAMP) ## Create .venv with azwait and the pinned dependencies
 
 demo: $(STAMP) ## Watch azwait hold a worker until the simulated VM turns Succeeded
-	$(BIN)/python tests/demo.py
+	tests/demo.sh $(BIN)
 
 test: lint unit integration packer-check ## The test command: lint, unit, integration, packaging checks
 

@@ -7,18 +7,18 @@ import random
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
-import tenacity
-
 from .config import Config, format_duration
 from .errors import TimeoutExpired
-from .imds import ImdsClient, Instance
 from .notify import Notifier
 from .policy import Graces, WaitPolicy
 from .state import State
 from .transient import Transient
 
 if TYPE_CHECKING:
+    import tenacity
+
     from .arm import ArmClient
+    from .imds import Instance
 
 T = TypeVar("T")
 PROGRESS_EVERY = 60.0
@@ -75,6 +75,8 @@ class Waiter:
     # -- attempts ---------------------------------------------------------------
 
     def _look_up_instance(self, remaining: float) -> Instance:
+        from .imds import ImdsClient  # requests loads only when a wait is needed
+
         return ImdsClient(self.config.imds_endpoint).instance(timeout=min(5.0, remaining))
 
     def _arm_client(self, instance: Instance) -> ArmClient:
@@ -103,6 +105,8 @@ class Waiter:
     # -- timing -----------------------------------------------------------------
 
     def _keep_trying(self, attempt: Callable[[float], T]) -> T:
+        import tenacity
+
         def once() -> T:
             remaining = self._remaining()
             if remaining <= 0:
