@@ -253,6 +253,7 @@ for SUITE in $SUITES; do
     check "$SUITE: azwait --help exits 0" in_root azwait --help
     check "$SUITE: modules byte-compiled at install (py3compile)" \
         sh -c "ls '$ROOT'/usr/lib/azwait/azwait/__pycache__/cli.*.pyc '$ROOT'/usr/lib/azwait/vendor/azure/core/__pycache__/*.pyc >/dev/null"
+    note "/usr/lib/azwait after byte-compiling: $(du -sh "$ROOT/usr/lib/azwait" | cut -f1)"
     check "$SUITE: requests, urllib3, cryptography from the distribution; jwt, azure from the vendor dir" \
         in_root /usr/bin/python3 -I -c '
 import sys
@@ -303,6 +304,12 @@ for m in (jwt, azure.identity, structlog):
                 AZWAIT_IMDS_ENDPOINT='$imds' AZWAIT_ARM_ENDPOINT='$arm' azwait status >'$WORK/status-$SUITE' 2>&1;
                 rc=\$?; cat '$WORK/status-$SUITE'; test \$rc = 0 && grep -Eq '^state: +Succeeded' '$WORK/status-$SUITE'"
         sed 's/^/      status | /' "$WORK/status-$SUITE"
+        check "$SUITE: azwait -- /bin/echo worker-ran: waits for Succeeded, then execs the worker" \
+            sh -c "chroot '$ROOT' /usr/bin/env -i PATH=/usr/bin:/bin LC_ALL=C.UTF-8 \
+                AZWAIT_IMDS_ENDPOINT='$imds' AZWAIT_ARM_ENDPOINT='$arm' azwait --timeout 60s -- /bin/echo worker-ran \
+                | tail -n 1 | grep -qx worker-ran"
+        check "$SUITE: the wait left its Succeeded marker in /var/lib/azwait" \
+            sh -c "ls -A '$ROOT/var/lib/azwait' | grep -q ."
     fi
     cleanup   # stop the sim, unmount /proc
     mount -t proc proc "$ROOT/proc" && MOUNTS+=("$ROOT/proc")
