@@ -67,7 +67,7 @@ def integer(value: Any, where: str, *, minimum: int = 0, maximum: int | None = N
     if value < minimum or (maximum is not None and value > maximum):
         bounds = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
         raise fail(where, f"expected a whole number {bounds}, got {show(value)}")
-    return value
+    return int(value)
 
 
 def boolean(value: Any, where: str) -> bool:
@@ -99,7 +99,7 @@ def vm_index(value: Any, where: str, vms: int) -> int:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < vms:
         raise fail(where, f"no VM {show(value)}: VM indices run 0..{vms - 1}")
-    return value
+    return int(value)
 
 
 def vm_list(value: Any, where: str, vms: int) -> tuple[int, ...] | None:
