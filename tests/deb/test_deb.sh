@@ -84,10 +84,11 @@ rootfs() {
     local suite=$1 key tar
     key=$(printf '%s\n' "$suite" "$VARIANT" "$INCLUDE" "$MIRROR" | sha256sum | cut -c1-12)
     tar=$TOP/build/rootfs/$suite-$VARIANT-$key.tar
-    if [ ! -s "$tar" ]; then
+    if [ ! -f "$tar" ] || [ ! -s "$tar" ]; then
+        rm -rf "$tar" "$tar.part"
         mkdir -p "$TOP/build/rootfs"
         echo "      building the $suite root filesystem (mmdebstrap, once; cached in build/rootfs/)" >&2
-        if ! mmdebstrap --quiet --variant="$VARIANT" --include="$INCLUDE" \
+        if ! mmdebstrap --quiet --format=tar --variant="$VARIANT" --include="$INCLUDE" \
             "$suite" "$tar.part" "$MIRROR" >"$WORK/mmdebstrap-$suite.log" 2>&1; then
             tail -n 20 "$WORK/mmdebstrap-$suite.log" >&2
             rm -f "$tar.part"
@@ -108,7 +109,10 @@ if [ "$(id -u)" != 0 ]; then
     echo "tests/deb/test_deb.sh: run as root (mmdebstrap, chroot, mount)" >&2
     exit 2
 fi
-rm -rf "$WORK"
+# A run that was killed may have left /proc mounted in a root: unmount
+# before deleting, and never cross into another file system.
+findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | xargs -r -n1 umount -l
+rm -rf --one-file-system "$WORK"
 mkdir -p "$WORK"
 need_tools
 
@@ -221,7 +225,6 @@ for SUITE in $SUITES; do
         continue
     fi
     ROOT=$WORK/root-$SUITE
-    rm -rf "$ROOT"
     mkdir -p "$ROOT"
     tar -C "$ROOT" -xf "$TAR"
     mount -t proc proc "$ROOT/proc" && MOUNTS+=("$ROOT/proc")
@@ -320,7 +323,7 @@ for m in (jwt, azure.identity, structlog):
     check "$SUITE: purge removed /var/lib/azwait, /etc/default/azwait and /usr/lib/azwait" \
         sh -c "! test -e '$ROOT/var/lib/azwait' && ! test -e '$ROOT/etc/default/azwait' && ! test -e '$ROOT/usr/lib/azwait'"
     cleanup
-    rm -rf "$ROOT"
+    rm -rf --one-file-system "$ROOT"
 done
 
 echo
