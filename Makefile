@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test unit integration lint bench bench-startup clean packer-check
+.PHONY: help venv demo test unit integration lint bench clean packer-check deb deb-test
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ venv: $(STAMP) ## Create .venv with azwait and the pinned dependencies
 demo: $(STAMP) ## Watch azwait hold a worker until the simulated VM turns Succeeded
 	tests/demo.sh $(BIN)
 
-test: lint unit integration packer-check ## The test command: lint, unit, integration, packaging checks
+test: lint unit integration packer-check deb-test ## The test command: lint, unit, integration, packaging
 
 unit: $(STAMP) ## Unit tests (pure logic)
 	$(BIN)/python -m pytest -q tests/unit
@@ -37,6 +37,28 @@ lint: $(STAMP) ## ruff and mypy
 
 packer-check: ## Validate the Packer template offline (installs packer and shellcheck if missing)
 	tests/packer/check.sh
+
+DEB_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' agent/azwait/__init__.py)
+DEB = build/azwait_$(DEB_VERSION)_all.deb
+DEB_BUILD_DEPS := build-essential dpkg-dev debhelper dh-python python3 python3-pip \
+	python3-requests python3-cryptography python3-pytest lintian
+
+deb: ## Build build/azwait_<version>_all.deb (as root on Debian 12; installs the build tools)
+	@missing=$$(for p in $(DEB_BUILD_DEPS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
+	mkdir -p build/wheels
+	/usr/bin/python3 -m pip download --quiet --require-hashes --no-deps --only-binary=:all: \
+	    --dest build/wheels -r agent/vendor.lock
+	dpkg-buildpackage -us -uc -b
+	mv ../azwait_$(DEB_VERSION)_all.deb ../azwait_$(DEB_VERSION)_*.buildinfo ../azwait_$(DEB_VERSION)_*.changes build/
+	debian/rules clean
+	@echo "built $(DEB): Installed-Size $$(dpkg-deb -f $(DEB) Installed-Size) KiB" \
+	    "($$(dpkg-deb -c $(DEB) | awk '{s += $$3} END {printf "%d", s / 1024}') KiB of files; byte-compiled at install)"
+
+deb-test: deb ## Install the .deb with no network into fresh Debian 12 and 13 roots and check it (root)
+	tests/deb/test_deb.sh $(DEB)
 
 bench: $(STAMP) ## Start-up, marker, memory and detection-delay benchmarks (medians)
 	$(BIN)/python tests/perf/bench_agent.py
