@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test unit integration lint bench clean packer-check deb deb-test
+.PHONY: help venv demo test unit integration lint bench clean packer-check deb deb-test e2e
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ venv: $(STAMP) ## Create .venv with azwait and the pinned dependencies
 demo: $(STAMP) ## Watch azwait hold a worker until the simulated VM turns Succeeded
 	tests/demo.sh $(BIN)
 
-test: lint unit integration packer-check deb-test ## The test command: lint, unit, integration, packaging
+test: lint unit integration packer-check deb-test e2e ## The test command: everything below
 
 unit: $(STAMP) ## Unit tests (pure logic)
 	$(BIN)/python -m pytest -q tests/unit
@@ -59,6 +59,15 @@ deb: ## Build build/azwait_<version>_all.deb (as root on Debian 12; installs the
 
 deb-test: deb ## Install the .deb with no network into fresh Debian 12 and 13 roots and check it (root)
 	tests/deb/test_deb.sh $(DEB)
+
+E2E_TOOLS := mmdebstrap systemd-container iproute2 util-linux
+
+e2e: $(STAMP) deb ## Boot Debian 12 and 13 with the .deb under systemd-nspawn (root)
+	@missing=$$(for p in $(E2E_TOOLS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
+	AZWAIT_DEB=$(DEB) $(BIN)/python -m pytest -q -s tests/e2e
 
 bench: $(STAMP) ## Start-up, marker, memory and detection-delay benchmarks (medians)
 	$(BIN)/python tests/perf/bench_agent.py
