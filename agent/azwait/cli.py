@@ -19,6 +19,7 @@ from .errors import AzwaitError, ConfigError, Interrupted
 
 USAGE = """\
 azwait [OPTIONS] [-- COMMAND [ARG...]]  wait for Succeeded; then exec COMMAND, or exit 0
+       azwait --detach [OPTIONS] -- COMMAND... hand wait+exec to systemd; return at once
        azwait status [--json]                  one look: resource, cloud, identity, state
        azwait clean                            forget per-VM state (last step of an image build)
        azwait sim [OPTIONS]                    the built-in Azure simulator (azwait sim --help)"""
@@ -33,6 +34,7 @@ exit codes:
   4        terminal state: Failed, Canceled, Deleting, or the VM vanished
   5        not an Azure VM: IMDS unreachable for AZWAIT_IMDS_GRACE
   6        no managed identity, or ARM 401/403 after AZWAIT_RBAC_GRACE
+  7        --detach: no systemd as PID 1 to hand the wait to (or it refused)
   126/127  COMMAND not executable / not found
   128+N    stopped by signal N (SIGTERM: 143)
 
@@ -56,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("verb", nargs="?", choices=VERBS, help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"azwait {__version__}")
     parser.add_argument("--json", action="store_true", help="status: print JSON")
+    parser.add_argument("--detach", action="store_true",
+                        help="hand the wait and COMMAND to a transient systemd service "
+                             "(azwait-detached.service) and return at once")
     parser.add_argument("--config", metavar="FILE", type=Path, default=DEFAULT_FILE,
                         help=f"KEY=VALUE file to read (default {DEFAULT_FILE})")
     keys = parser.add_argument_group("configuration (each also AZWAIT_<NAME>)")
@@ -110,6 +115,24 @@ def _wait(config: Config, command: Optional[Sequence[str]]) -> int:
     return 0
 
 
+def _detach(config: Config, args: argparse.Namespace, command: Optional[list[str]]) -> int:
+    from . import logs
+    from .detach import hand_off
+
+    if not (command or config.worker):
+        raise ConfigError("--detach needs a COMMAND after -- (or AZWAIT_WORKER)")
+    # The service's azwait gets this call's options; keys from the environment
+    # are passed on by hand_off, and the file is read there again.
+    inner = [os.path.abspath(sys.argv[0]), "--config", str(args.config)]
+    for key in KEYS:
+        value = getattr(args, key.env, None)
+        if value is not None:
+            inner += [key.flag, value]
+    if command:
+        inner += ["--", *command]
+    return hand_off(inner, os.environ, logs.get())
+
+
 def _clean(config: Config) -> int:
     from . import logs
     from .state import State
@@ -133,6 +156,8 @@ def run(argv: Sequence[str]) -> int:
         raise ConfigError(f"azwait {args.verb} takes no -- COMMAND")
     if args.json and args.verb != "status":
         raise ConfigError("--json goes with azwait status")
+    if args.detach and args.verb:
+        raise ConfigError(f"--detach does not go with azwait {args.verb}")
     flags = {key.env: getattr(args, key.env, None) for key in KEYS}
     config = load(flags, os.environ, args.config)
 
@@ -145,6 +170,8 @@ def run(argv: Sequence[str]) -> int:
         return show(config, args.json)
     if args.verb == "clean":
         return _clean(config)
+    if args.detach:
+        return _detach(config, args, command)
     return _wait(config, command)
 
 

@@ -47,6 +47,12 @@ class IdentityError(AzwaitError):
     exit_code = 6
 
 
+class NotDetachable(AzwaitError):
+    """``--detach`` found no systemd (PID 1) to hand the wait to, or it refused."""
+
+    exit_code = 7
+
+
 class WorkerNotExecutable(AzwaitError):
     """COMMAND exists but cannot be executed."""
 

@@ -1,0 +1,71 @@
+"""``--detach``: hand "wait, then exec COMMAND" to a transient systemd service.
+
+For callers that must not wait: the Custom Script Extension (the VM cannot reach
+Succeeded while the extension runs), cloud-init's final stage. The service runs
+in system.slice — not in the caller's cgroup (the extension's CPU/memory limits)
+— under one stable name, so a second hand-off finds the first instead of
+starting a second worker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import NotDetachable
+
+UNIT = "azwait-detached.service"
+# Passed on to the service: azwait's own keys, and what ARM traffic may need.
+_PASS_ON = ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE")
+_BUSY = ("active", "activating", "reloading", "deactivating")
+_SYSTEMCTL_TIMEOUT = 10.0
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/bin:/bin")
+    if path is None:
+        raise NotDetachable(f"--detach needs {name}, which is not installed")
+    return path
+
+
+def unit_state() -> str:
+    done = subprocess.run([_tool("systemctl"), "show", "--property=ActiveState", "--value",
+                           UNIT], capture_output=True, text=True, timeout=_SYSTEMCTL_TIMEOUT,
+                          check=False)
+    return done.stdout.strip() or "inactive"
+
+
+def hand_off(inner: Sequence[str], environ: Mapping[str, str], log: Any) -> int:
+    """Start ``inner`` (an azwait command line) as the transient service; return at once."""
+    if not os.path.isdir("/run/systemd/system"):
+        raise NotDetachable("--detach needs systemd as PID 1 to hand the wait to; "
+                            "run azwait -- COMMAND under your own supervisor instead")
+    state = unit_state()
+    if state in _BUSY:
+        log.info("already handed off: no second worker", unit=UNIT, state=state)
+        return 0
+    setenv = [f"--setenv={name}={value}" for name, value in sorted(environ.items())
+              if name.startswith("AZWAIT_") or name in _PASS_ON]
+    argv = [
+        _tool("systemd-run"), f"--unit={UNIT}", "--collect", "--no-block",
+        "--description=azwait: wait for Azure provisioning, then start the worker",
+        "--service-type=exec", "--slice=system.slice",
+        "--property=Wants=network-online.target", "--property=After=network-online.target",
+        # The same retry policy as azwait.service: transient failures only.
+        "--property=Restart=on-failure", "--property=RestartSec=10s",
+        "--property=RestartPreventExitStatus=2 4 6 126 127",
+        *setenv, "--", *inner,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=_SYSTEMCTL_TIMEOUT,
+                          check=False)
+    if done.returncode != 0:
+        if unit_state() in _BUSY:  # lost a race with a concurrent hand-off: same outcome
+            log.info("already handed off: no second worker", unit=UNIT)
+            return 0
+        reason = (done.stderr.strip().splitlines() or ["no reason given"])[-1]
+        raise NotDetachable(f"systemd-run refused the hand-off: {reason}")
+    log.info("handed off", unit=UNIT, follow=f"journalctl -u {UNIT}")
+    return 0
