@@ -33,7 +33,7 @@ TOP = Path(__file__).resolve().parents[2]
 WORK = TOP / "build" / "e2e"
 MIRROR = os.environ.get("AZWAIT_E2E_MIRROR", "http://deb.debian.org/debian")
 PACKAGES = ("systemd,systemd-sysv,dbus,python3,python3-requests,python3-cryptography,"
-            "ca-certificates,cloud-init,procps")
+            "ca-certificates,cloud-init,procps,iproute2")
 ARM_ADDRESS = "127.0.0.2"
 ARM_NAMES = ("management.azure.com", "management.usgovcloudapi.net", "management.chinacloudapi.cn")
 TOKEN_PREFIX = "eyJ0eXAi"  # every token the simulator issues starts so
@@ -77,7 +77,7 @@ def base_tarball(suite: str) -> Path:
     path = WORK / f"{suite}-{_key(suite, PACKAGES, MIRROR)}.tar"
     if not path.exists():
         WORK.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
+        partial = path.with_suffix(".partial.tar")  # mmdebstrap picks the format by suffix
         run("mmdebstrap", "--variant=minbase", f"--include={PACKAGES}", suite, str(partial),
             MIRROR, timeout=1200)
         partial.rename(path)
@@ -314,3 +314,18 @@ def _descendants(pid: int) -> Iterator[int]:
         for child in children.read_text().split():
             yield int(child)
             yield from _descendants(int(child))
+
+
+def seed(root: Path, user_data: str, instance_id: str = "iid-azwait-e2e") -> None:
+    """Turn cloud-init on with a NoCloud seed. A minimal root has no ssh-keygen,
+    locales or network renderer, which cloud-init 25 would report as recoverable
+    errors; the namespace's network is the harness's, not cloud-init's."""
+    (root / "etc/cloud/cloud-init.disabled").unlink(missing_ok=True)
+    nocloud = root / "var/lib/cloud/seed/nocloud"
+    nocloud.mkdir(parents=True, exist_ok=True)
+    (nocloud / "user-data").write_text(user_data)
+    (nocloud / "meta-data").write_text(f"instance-id: {instance_id}\n"
+                                       "local-hostname: azwait-e2e\n")
+    (root / "etc/cloud/cloud.cfg.d/05_e2e.cfg").write_text(
+        "datasource_list: [NoCloud, None]\nssh_genkeytypes: []\nlocale: false\n"
+        "network: {config: disabled}\n")
