@@ -116,7 +116,6 @@ def _wait(config: Config, command: Optional[Sequence[str]]) -> int:
 
 
 def _detach(config: Config, args: argparse.Namespace, command: Optional[list[str]]) -> int:
-    from . import logs
     from .detach import hand_off
 
     if not (command or config.worker):
@@ -130,7 +129,7 @@ def _detach(config: Config, args: argparse.Namespace, command: Optional[list[str
             inner += [key.flag, value]
     if command:
         inner += ["--", *command]
-    return hand_off(inner, os.environ, logs.get())
+    return hand_off(inner, os.environ, lambda line: print(f"azwait: {line}", flush=True))
 
 
 def _clean(config: Config) -> int:
@@ -160,6 +159,8 @@ def run(argv: Sequence[str]) -> int:
         raise ConfigError(f"--detach does not go with azwait {args.verb}")
     flags = {key.env: getattr(args, key.env, None) for key in KEYS}
     config = load(flags, os.environ, args.config)
+    if args.detach:
+        return _detach(config, args, command)
 
     from . import logs
 
@@ -170,22 +171,21 @@ def run(argv: Sequence[str]) -> int:
         return show(config, args.json)
     if args.verb == "clean":
         return _clean(config)
-    if args.detach:
-        return _detach(config, args, command)
     return _wait(config, command)
 
 
 def _report(message: str, level: str = "error") -> None:
     """One line on stderr; through the structured log once it is set up."""
-    import structlog
-
-    from .logs import SECRETS
+    from .redact import SECRETS
 
     message = SECRETS.scrub(message)
-    if structlog.is_configured():
+    structlog = sys.modules.get("structlog")  # not imported yet: not set up, and not needed
+    if structlog is not None and structlog.is_configured():
         getattr(structlog.get_logger(), level)(message)
         return
-    prefix = "<3>" if os.environ.get("JOURNAL_STREAM") else ""
+    from .notify import is_journal
+
+    prefix = "<3>" if is_journal(sys.stderr, os.environ) else ""
     sys.stderr.write(f"{prefix}azwait: {message}\n")
 
 

@@ -9,7 +9,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import AzureError
 from azure.identity import ManagedIdentityCredential
 
-from .logs import SECRETS
+from .redact import SECRETS
 from .transient import Transient, parse_retry_after
 
 # Variables that make azure-identity/MSAL fetch tokens somewhere other than the

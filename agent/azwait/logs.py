@@ -10,39 +10,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
+from .notify import is_journal
+from .redact import SECRETS
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR, "critical": logging.CRITICAL}
 _PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
-# Bearer tokens and JWTs that reach a message through a library's error text.
-_TOKEN_SHAPES = re.compile(r"(eyJ[A-Za-z0-9_\-]{8,}(?:\.[A-Za-z0-9_\-]*){0,2})|(?i:bearer\s+\S+)")
-_REDACTED = "[REDACTED]"
-
-
-class Secrets:
-    """Values registered as they are obtained and scrubbed from every log line."""
-
-    def __init__(self) -> None:
-        self._values: set[str] = set()
-
-    def add(self, value: str) -> None:
-        if len(value) >= 8:
-            self._values.add(value)
-
-    def scrub(self, text: str) -> str:
-        for value in self._values:
-            if value in text:
-                text = text.replace(value, _REDACTED)
-        return _TOKEN_SHAPES.sub(_REDACTED, text)
-
-
-SECRETS = Secrets()
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -65,10 +44,10 @@ class _JournalRenderer:
         return f"<{_PRIORITY.get(level, 6)}>{message}" + (f" {fields}" if fields else "")
 
 
-def choose_format(requested: str, environ: MutableMapping[str, str], stream: TextIO) -> str:
+def choose_format(requested: str, environ: Mapping[str, str], stream: TextIO) -> str:
     if requested != "auto":
         return requested
-    if environ.get("JOURNAL_STREAM"):
+    if is_journal(stream, environ):
         return "journal"
     return "console" if stream.isatty() else "logfmt"
 

@@ -1,9 +1,26 @@
-"""sd_notify(3) without libsystemd: datagrams to ``$NOTIFY_SOCKET``."""
+"""systemd's protocols without libsystemd: sd_notify(3) and ``$JOURNAL_STREAM``."""
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
+from typing import TextIO
+
+
+def is_journal(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """Whether ``stream`` is the journal stream systemd set up (systemd.exec(5)).
+
+    ``JOURNAL_STREAM`` is inherited by children whose output went elsewhere, so
+    it only counts when its device:inode is this stream's.
+    """
+    value = environ.get("JOURNAL_STREAM", "")
+    try:
+        device, inode = (int(part) for part in value.split(":"))
+        status = os.fstat(stream.fileno())
+    except (ValueError, OSError):
+        return False
+    return (status.st_dev, status.st_ino) == (device, inode)
 
 
 class Notifier:

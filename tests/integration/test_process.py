@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import stat
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 
 from azwait.state import boot_id
 
-from .conftest import Harness, stop
+from .conftest import AZWAIT, Harness, stop
 
 
 def wait_for_arm_read(h: Harness, timeout: float = 15) -> None:
@@ -169,23 +171,43 @@ def test_notify_status_then_ready(make_sim: Any, tmp_path: Path) -> None:
     assert "READY=1" in messages[-1] and "READY=1" not in "".join(messages[:-1])
 
 
+def run_on_journal_stream(h: Harness, **env: str) -> tuple[int, str]:
+    """Run azwait with stderr on a pipe that JOURNAL_STREAM names, as systemd sets it up."""
+    read_end, write_end = os.pipe()
+    status = os.fstat(write_end)
+    proc = subprocess.Popen([AZWAIT, "--config", "/dev/null"], stdout=subprocess.DEVNULL,
+                            stderr=write_end, env=h.env(
+                                JOURNAL_STREAM=f"{status.st_dev}:{status.st_ino}", **env))
+    os.close(write_end)
+    with os.fdopen(read_end) as stream:
+        output = stream.read()
+    return proc.wait(timeout=30), output
+
+
 def test_journal_lines_carry_priorities(make_sim: Any) -> None:
     """Under journald: <N> priority prefixes, errors at <3>, no timestamps of our own."""
     h = make_sim({"states": [["Creating", 0], ["Failed", 0.5]]})
-    result = h.run(JOURNAL_STREAM="8:1234", AZWAIT_LOG_FORMAT="auto")
-    lines = result.stderr.strip().splitlines()
-    assert result.code == 4
+    code, output = run_on_journal_stream(h, AZWAIT_LOG_FORMAT="auto")
+    lines = output.strip().splitlines()
+    assert code == 4
     assert all(line[:3] in ("<6>", "<4>", "<3>", "<7>") for line in lines)
     errors = [line for line in lines if line.startswith("<3>")]
     assert len(errors) == 1 and "Failed" in errors[0]
     assert not any("timestamp" in line or "2026-" in line for line in lines)
 
 
+def test_inherited_journal_stream_is_not_trusted(make_sim: Any) -> None:
+    """JOURNAL_STREAM naming some other stream (output redirected): no <N> prefixes."""
+    h = make_sim({"states": [["Creating", 0], ["Failed", 0.5]]})
+    result = h.run(JOURNAL_STREAM="8:1234", AZWAIT_LOG_FORMAT="auto")
+    assert result.code == 4 and not result.stderr.startswith("<")
+
+
 def test_config_error_under_journald_is_err_priority(make_sim: Any) -> None:
     """Even before logging is set up, an error under journald is at priority err."""
     h = make_sim()
-    result = h.run(JOURNAL_STREAM="8:1234", AZWAIT_TIMEOUT="x")
-    assert result.code == 2 and result.stderr.startswith("<3>azwait: AZWAIT_TIMEOUT")
+    code, output = run_on_journal_stream(h, AZWAIT_TIMEOUT="x")
+    assert code == 2 and output.startswith("<3>azwait: AZWAIT_TIMEOUT")
 
 
 @pytest.mark.parametrize("timeline,code,state", [
@@ -221,3 +243,25 @@ def test_us_government_cloud(make_sim: Any) -> None:
     # Without the override, the endpoint follows azEnvironment (unreachable here: exit 3).
     status = h.run("status", "--json", AZWAIT_ARM_ENDPOINT="")
     assert json.loads(status.stdout)["arm"] == "https://management.usgovcloudapi.net"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs a private mount namespace (root)")
+def test_detach_without_systemd_exits_7(make_sim: Any) -> None:
+    """--detach with no systemd as PID 1 (an empty /run): exit 7, one line, no request."""
+    h = make_sim()
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", 'mount -t tmpfs none /run && exec "$@"', "sh",
+         AZWAIT, "--config", "/dev/null", "--detach", "--", "/bin/true"],
+        env=h.env(), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 7
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "systemd" in lines[0]
+    assert h.sim.requests() == []
+
+
+@pytest.mark.parametrize("args", [("--detach",), ("--detach", "status"), ("--detach", "--")])
+def test_detach_bad_arguments_exit_2(make_sim: Any, args: tuple[str, ...]) -> None:
+    """--detach without a command, or with a verb: exit 2 before anything else."""
+    h = make_sim()
+    result = h.run(*args)
+    assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
