@@ -22,7 +22,10 @@ JITTER = 0.3  # poll interval drawn from [1-J, 1+J] x base: desynchronises a fle
 START_OFFSET_MAX = 0.5  # seconds; spreads a fleet's first reads without delaying a ready VM
 NOT_FOUND_GRACE = 120.0  # ARM replication lag for a VM it has never shown us
 BACKOFF_CAP = 60.0
-MAX_STRETCH = 12.0
+MAX_STRETCH = 24.0  # 5 s stretches to 2 minutes at most
+TARGET_SHARE = 0.5  # of the sustainable read rate, for the whole fleet
+LONG_POLICY_SUFFIX = "30Min"  # Compute's sustained-rate policy: a 30-minute bucket
+WINDOW_SECONDS = 1800.0
 IDENTITY_HINT = (
     "assign a managed identity to the VM or scale set and give it the Reader role on it, "
     "e.g. az vmss identity assign -g RG -n SCALESET --role Reader --scope <scale set id>"
@@ -55,33 +58,53 @@ def parse_budget(headers: Mapping[str, str]) -> dict[str, int]:
 
 
 class Pacer:
-    """Stretches the poll interval while the shared read budget runs low.
+    """Stretches the poll interval to keep the fleet's reads at half the budget.
 
-    Each agent sees only its own responses, so a counter's capacity is estimated
-    as the highest value seen; the lowest remaining fraction across counters
-    decides. No coordination between VMs is needed.
+    Each agent sees only its own responses. Compute's 30-minute policy counter
+    tells it, without any coordination, what the whole subscription is doing: its
+    capacity (the highest value seen) over 1,800 s is the sustainable rate B, and
+    the drop between two of this agent's reads is what everybody took beyond B.
+    The agent scales its interval by (B + drop rate) / (B x TARGET_SHARE), so
+    that the fleet settles at TARGET_SHARE of B, leaving the rest for the
+    user's own tools. Without that counter, a low remaining fraction of any
+    counter stretches the interval, and a full one lets it relax.
     """
 
     def __init__(self) -> None:
         self.stretch = 1.0
         self._capacity: dict[str, int] = {}
+        self._last: tuple[int, float] | None = None  # 30-minute counter, when seen
 
-    def observe(self, headers: Mapping[str, str]) -> None:
+    def observe(self, headers: Mapping[str, str], now: float) -> None:
         counters = parse_budget(headers)
-        if not counters:
-            return
         fractions = []
         for name, remaining in counters.items():
             capacity = max(self._capacity.get(name, 0), remaining)
             self._capacity[name] = capacity
             fractions.append(remaining / capacity if capacity else 0.0)
+        if not fractions:
+            return
         low = min(fractions)
-        if low < 0.25:
-            self.stretch = min(MAX_STRETCH, self.stretch * 2.0)
-        elif low < 0.5:
-            self.stretch = min(MAX_STRETCH, self.stretch * 1.5)
-        elif low > 0.75:
-            self.stretch = max(1.0, self.stretch / 1.5)
+        window = next((name for name in counters if name.endswith(LONG_POLICY_SUFFIX)), None)
+        factor = self._rate_factor(counters[window], self._capacity[window], now) \
+            if window else None
+        if low < 0.25:  # a bucket nearly empty: brake whatever the rates say
+            factor = max(factor or 1.0, 2.0)
+        elif factor is None:
+            factor = 1.5 if low < 0.5 else (1 / 1.5 if low > 0.75 else 1.0)
+        self.stretch = min(MAX_STRETCH, max(1.0, self.stretch * factor))
+
+    def _rate_factor(self, remaining: int, capacity: int, now: float) -> float | None:
+        last, self._last = self._last, (remaining, now)
+        if last is None or now - last[1] < 1.0:
+            return None
+        if remaining >= capacity:
+            return 0.7  # a full bucket hides how much is used, but it is less than it refills
+        sustainable = capacity / WINDOW_SECONDS
+        used = sustainable + (last[0] - remaining) / (now - last[1])
+        ratio = max(0.0, used) / (sustainable * TARGET_SHARE)
+        # Quick to back off, slower to come back: a fleet converges from above.
+        return min(4.0, max(0.7, ratio))
 
     def throttled(self) -> None:
         self.stretch = min(MAX_STRETCH, self.stretch * 2.0)
@@ -113,7 +136,7 @@ class WaitPolicy:
         self.seen = True
         self._since.clear()
         self._failures = 0
-        self.pacer.observe(headers)
+        self.pacer.observe(headers, now)
         lowered = state.lower()
         if lowered == SUCCEEDED:
             return None

@@ -10,7 +10,6 @@ from azwait.errors import IdentityError, NotAzure, TerminalState
 from azwait.policy import (
     BACKOFF_CAP,
     JITTER,
-    MAX_STRETCH,
     START_OFFSET_MAX,
     Graces,
     Pacer,
@@ -148,15 +147,52 @@ def test_parse_budget(headers: dict[str, str], expected: dict[str, int]) -> None
 
 
 @pytest.mark.parametrize("remaining,stretch", [
-    ([100, 90], 1.0), ([100, 40], 1.5), ([100, 10], 2.0), ([100, 10, 10, 10, 10, 10], MAX_STRETCH),
+    ([100, 90], 1.0), ([100, 40], 1.5), ([100, 10], 2.0), ([100, 10, 10, 10, 10, 10], 24.0),
     ([100, 10, 10, 90, 90, 90], 4.0 / 1.5**3), ([100, 10, 90, 90, 90], 1.0),
 ])
-def test_pacer_stretches_and_relaxes(remaining: list[int], stretch: float) -> None:
-    """The interval stretches as the budget runs low and relaxes as it recovers."""
+def test_pacer_level_fallback(remaining: list[int], stretch: float) -> None:
+    """Without a 30-minute counter: stretch as a counter runs low, relax as it recovers."""
     pacer = Pacer()
-    for value in remaining:
-        pacer.observe({"x-ms-ratelimit-remaining-subscription-reads": str(value)})
+    for at, value in enumerate(remaining):
+        pacer.observe({"x-ms-ratelimit-remaining-subscription-reads": str(value)}, float(at))
     assert pacer.stretch == pytest.approx(stretch)
+
+
+def compute(short: int, long: int) -> dict[str, str]:
+    return {"x-ms-ratelimit-remaining-resource":
+            f"Microsoft.Compute/GetVMScaleSetVM3Min;{short},"
+            f"Microsoft.Compute/GetVMScaleSetVM30Min;{long}"}
+
+
+# A 30-minute bucket of 18,000 refills at 10 reads/s; the target is 5 reads/s.
+@pytest.mark.parametrize("readings,stretch", [
+    ([(0, 18000)], 1.0),                                   # one look: no rate yet
+    ([(0, 18000), (10, 17950)], 3.0),                      # 15/s used: three times the target
+    ([(0, 18000), (10, 17900), (20, 17950)], 4.0),         # then 5/s: on target, stays
+    ([(0, 18000), (10, 17700)], 4.0),                      # 40/s: back off, at most x4
+    ([(0, 18000), (10, 17700), (20, 17400)], 16.0),        # still 40/s: keeps backing off
+    ([(0, 18000), (10, 17700), (20, 17790)], 4.0 * 0.7),   # then 1/s: relax, at most x0.7
+    ([(0, 18000), (10, 17700), (20, 18000)], 4.0 * 0.7),   # full again: relax
+    ([(0, 18000), (10, 18000)], 1.0),                      # never below the base interval
+    ([(0, 18000), (10.5, 17980)], (10 + 20 / 10.5) / 5),   # any gap over 1 s gives a rate
+    ([(0, 18000), (0.5, 17000)], 1.0),                     # under 1 s apart: too noisy
+])
+def test_pacer_follows_the_fleets_read_rate(readings: list[tuple[float, int]],
+                                            stretch: float) -> None:
+    """From its own reads of the 30-minute counter, an agent scales its interval to hold
+    the fleet at half the sustainable rate."""
+    pacer = Pacer()
+    for at, long in readings:
+        pacer.observe(compute(6000, long), at)
+    assert pacer.stretch == pytest.approx(stretch, rel=1e-3)
+
+
+def test_pacer_brakes_when_the_burst_bucket_is_nearly_empty() -> None:
+    """A nearly empty burst bucket stretches even when the long-term rate looks fine."""
+    pacer = Pacer()
+    pacer.observe(compute(6000, 18000), 0.0)
+    pacer.observe(compute(1000, 18050), 10.0)
+    assert pacer.stretch == 2.0
 
 
 def test_stretch_applies_to_poll_delay() -> None:
