@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
 from .machine import TOKEN_PREFIX, TOP, Azure, Machine, fresh_root, seed
 
-SUITES = os.environ.get("AZWAIT_E2E_SUITES", "bookworm trixie").split()
 EXAMPLES = TOP / "cloud-init" / "examples"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="real boots need root")
-_COUNT = iter(range(1000))
 
 MODULE_SECTION = """#cloud-config
 write_files:
@@ -22,16 +19,6 @@ write_files:
         worker: /usr/local/bin/worker
         interval: {interval}
 """
-
-
-@pytest.fixture(params=SUITES)
-def suite(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    yield f"azwait-ci-{os.getpid()}-{next(_COUNT)}"
 
 
 def finished_done(vm: Machine) -> str:

@@ -9,28 +9,15 @@ the test also reports the command's CPU time and the wall time it implies at 5%.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .machine import Azure, Machine, fresh_root
 
-SUITES = os.environ.get("AZWAIT_E2E_SUITES", "bookworm trixie").split()
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="real boots need root")
-_COUNT = iter(range(1000))
 COMMAND = "/usr/bin/azwait --detach -- /usr/local/bin/worker"
 DETACHED = "azwait-detached.service"
-
-
-@pytest.fixture(params=SUITES)
-def suite(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    yield f"azwait-cse-{os.getpid()}-{next(_COUNT)}"
 
 
 STAND_IN = """#!/bin/sh

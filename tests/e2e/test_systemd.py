@@ -7,29 +7,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from .machine import TOKEN_PREFIX, TOP, Azure, Machine, enable, fresh_root, install_unit
 
-SUITES = os.environ.get("AZWAIT_E2E_SUITES", "bookworm trixie").split()
 EXAMPLES = TOP / "systemd" / "examples"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="real boots need root")
-
-
-@pytest.fixture(params=SUITES)
-def suite(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-_COUNT = iter(range(1000))
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    yield f"azwait-e2e-{os.getpid()}-{next(_COUNT)}"
 
 
 def active(machine: Machine, unit: str) -> bool:
