@@ -101,9 +101,6 @@ class ArmClient:
             raise Transient("retry", "ARM answered without properties.provisioningState")
         return Reading(state=state, headers=_budget_headers(response.headers))
 
-    def close(self) -> None:
-        self._client.close()
-
 
 def _budget_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: headers[name] for name in BUDGET_HEADERS if headers.get(name)}

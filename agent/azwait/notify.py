@@ -30,10 +30,6 @@ class Notifier:
         self._address = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
         self._last = ""
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._address)
-
     def send(self, *lines: str) -> None:
         if not self._address:
             return

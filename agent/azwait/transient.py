@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from email.utils import parsedate_to_datetime
 from typing import Optional
 
@@ -35,6 +36,4 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
         when = parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
         return None
-    import time
-
     return max(0.0, when - (time.time() if now is None else now))
