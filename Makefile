@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test unit integration lint bench clean packer-check deb deb-test e2e
+.PHONY: help venv demo test unit integration lint bench bench-agent bench-fleet clean packer-check deb deb-test e2e
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -69,8 +69,19 @@ e2e: $(STAMP) deb ## Boot Debian 12 and 13 with the .deb under systemd-nspawn (r
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
 	AZWAIT_DEB=$(DEB) $(BIN)/python -m pytest -q -s tests/e2e
 
-bench: $(STAMP) ## Start-up, marker, memory and detection-delay benchmarks (medians)
+bench: bench-agent bench-fleet ## All benchmarks: one agent, then a fleet
+
+bench-agent: $(STAMP) ## Start-up, marker, memory and detection-delay benchmarks (medians)
 	$(BIN)/python tests/perf/bench_agent.py
+
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) tests/requirements-bench.txt
+	$(BIN)/pip install --quiet -r tests/requirements-bench.txt
+	touch $@
+
+bench-fleet: $(BENCH_STAMP) ## 200 agents vs the seed loop against one throttled simulator (~6 min)
+	$(BIN)/python tests/perf/bench_fleet.py
 
 clean: ## Remove the venv and build output
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -22,8 +22,12 @@ JITTER = 0.3  # poll interval drawn from [1-J, 1+J] x base: desynchronises a fle
 START_OFFSET_MAX = 0.5  # seconds; spreads a fleet's first reads without delaying a ready VM
 NOT_FOUND_GRACE = 120.0  # ARM replication lag for a VM it has never shown us
 BACKOFF_CAP = 60.0
-MAX_STRETCH = 24.0  # 5 s stretches to 2 minutes at most
-TARGET_SHARE = 0.5  # of the sustainable read rate, for the whole fleet
+# The budget alone stretches 5 s to a minute at most: at that, 1,000 scale-set VMs
+# use half of Compute's 2,000 reads a minute. Only 429s push beyond, to 2 minutes.
+MAX_STRETCH = 12.0
+MAX_THROTTLED_STRETCH = 24.0
+TARGET_SHARE = 0.4  # of the sustainable read rate, for the whole fleet
+RELAX = 0.5  # the most one look can shorten the interval by
 LONG_POLICY_SUFFIX = "30Min"  # Compute's sustained-rate policy: a 30-minute bucket
 WINDOW_SECONDS = 1800.0
 IDENTITY_HINT = (
@@ -58,7 +62,7 @@ def parse_budget(headers: Mapping[str, str]) -> dict[str, int]:
 
 
 class Pacer:
-    """Stretches the poll interval to keep the fleet's reads at half the budget.
+    """Stretches the poll interval to keep the fleet's reads under half the budget.
 
     Each agent sees only its own responses. Compute's 30-minute policy counter
     tells it, without any coordination, what the whole subscription is doing: its
@@ -68,14 +72,20 @@ class Pacer:
     that the fleet settles at TARGET_SHARE of B, leaving the rest for the
     user's own tools. Without that counter, a low remaining fraction of any
     counter stretches the interval, and a full one lets it relax.
+
+    ``previous`` is the stretch before the last look: a fleet that slowed down
+    together would keep reading together, so the first wait after a stretch is
+    spread over the whole new interval (see WaitPolicy.poll_delay).
     """
 
     def __init__(self) -> None:
         self.stretch = 1.0
+        self.previous = 1.0
         self._capacity: dict[str, int] = {}
         self._last: tuple[int, float] | None = None  # 30-minute counter, when seen
 
     def observe(self, headers: Mapping[str, str], now: float) -> None:
+        self.previous = self.stretch
         counters = parse_budget(headers)
         fractions = []
         for name, remaining in counters.items():
@@ -99,15 +109,16 @@ class Pacer:
         if last is None or now - last[1] < 1.0:
             return None
         if remaining >= capacity:
-            return 0.7  # a full bucket hides how much is used, but it is less than it refills
+            return RELAX  # a full bucket hides how much is used, but it is less than it refills
         sustainable = capacity / WINDOW_SECONDS
         used = sustainable + (last[0] - remaining) / (now - last[1])
-        ratio = max(0.0, used) / (sustainable * TARGET_SHARE)
-        # Quick to back off, slower to come back: a fleet converges from above.
-        return min(4.0, max(0.7, ratio))
+        # In one step to where the fleet would be on target if all did the same;
+        # back down by at most half, as the others are coming down too.
+        return max(RELAX, max(0.0, used) / (sustainable * TARGET_SHARE))
 
     def throttled(self) -> None:
-        self.stretch = min(MAX_STRETCH, self.stretch * 2.0)
+        self.previous = self.stretch
+        self.stretch = min(MAX_THROTTLED_STRETCH, self.stretch * 2.0)
 
 
 class WaitPolicy:
@@ -128,7 +139,11 @@ class WaitPolicy:
         return self._rng.uniform(0.0, min(START_OFFSET_MAX, self.interval / 2))
 
     def poll_delay(self) -> float:
-        base = self.interval * self.pacer.stretch
+        pacer = self.pacer
+        if pacer.stretch > pacer.previous:
+            # De-phases agents that all slowed down on the same news.
+            return self.interval * self._rng.uniform(pacer.previous, pacer.stretch)
+        base = self.interval * pacer.stretch
         return base * self._rng.uniform(1.0 - JITTER, 1.0 + JITTER)
 
     def on_state(self, state: str, headers: Mapping[str, str], now: float) -> Optional[float]:
@@ -155,8 +170,11 @@ class WaitPolicy:
             raise self._fatal(failure)
         if failure.retry_after is not None:
             self.pacer.throttled()
-            # Never sooner than asked; a little later so a fleet does not return in step.
-            return failure.retry_after * self._rng.uniform(1.0, 1.1) + 0.05
+            # Never sooner than asked. A refused fleet all hears the same short
+            # Retry-After: spread its return over the (now doubled) interval, or
+            # it comes back together and is refused again.
+            spread = self.interval * self._rng.uniform(0.0, self.pacer.stretch)
+            return failure.retry_after + 0.05 + spread
         base = 1.0 if failure.kind == "imds" else self.interval
         backoff = min(BACKOFF_CAP, base * 2.0 ** min(self._failures - 1, 10))
         # One last try right at the end of the grace window, not a backoff past it.

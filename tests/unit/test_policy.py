@@ -10,6 +10,9 @@ from azwait.errors import IdentityError, NotAzure, TerminalState
 from azwait.policy import (
     BACKOFF_CAP,
     JITTER,
+    MAX_STRETCH,
+    MAX_THROTTLED_STRETCH,
+    RELAX,
     START_OFFSET_MAX,
     Graces,
     Pacer,
@@ -17,6 +20,8 @@ from azwait.policy import (
     parse_budget,
 )
 from azwait.transient import Transient, parse_retry_after
+
+from . import fleet_model
 
 GRACES = Graces(imds=120, identity=300, rbac=600, not_found=120)
 
@@ -147,7 +152,7 @@ def test_parse_budget(headers: dict[str, str], expected: dict[str, int]) -> None
 
 
 @pytest.mark.parametrize("remaining,stretch", [
-    ([100, 90], 1.0), ([100, 40], 1.5), ([100, 10], 2.0), ([100, 10, 10, 10, 10, 10], 24.0),
+    ([100, 90], 1.0), ([100, 40], 1.5), ([100, 10], 2.0), ([100, 10, 10, 10, 10, 10], MAX_STRETCH),
     ([100, 10, 10, 90, 90, 90], 4.0 / 1.5**3), ([100, 10, 90, 90, 90], 1.0),
 ])
 def test_pacer_level_fallback(remaining: list[int], stretch: float) -> None:
@@ -164,23 +169,23 @@ def compute(short: int, long: int) -> dict[str, str]:
             f"Microsoft.Compute/GetVMScaleSetVM30Min;{long}"}
 
 
-# A 30-minute bucket of 18,000 refills at 10 reads/s; the target is 5 reads/s.
+# A 30-minute bucket of 18,000 refills at 10 reads/s; the target is 4 reads/s.
 @pytest.mark.parametrize("readings,stretch", [
     ([(0, 18000)], 1.0),                                   # one look: no rate yet
-    ([(0, 18000), (10, 17950)], 3.0),                      # 15/s used: three times the target
-    ([(0, 18000), (10, 17900), (20, 17950)], 4.0),         # then 5/s: on target, stays
-    ([(0, 18000), (10, 17700)], 4.0),                      # 40/s: back off, at most x4
-    ([(0, 18000), (10, 17700), (20, 17400)], 16.0),        # still 40/s: keeps backing off
-    ([(0, 18000), (10, 17700), (20, 17790)], 4.0 * 0.7),   # then 1/s: relax, at most x0.7
-    ([(0, 18000), (10, 17700), (20, 18000)], 4.0 * 0.7),   # full again: relax
+    ([(0, 18000), (10, 17950)], 3.75),                     # 15/s used: 3.75 times the target
+    ([(0, 18000), (10, 17900), (20, 17950)], 5 * 1.25),    # 20/s, then 5/s: a little more
+    ([(0, 18000), (10, 17700)], 10.0),                     # 40/s: in one step to 10x
+    ([(0, 18000), (10, 17700), (20, 17400)], MAX_STRETCH),  # still 40/s: up to the cap
+    ([(0, 18000), (10, 17700), (20, 17790)], 10 * RELAX),  # then 1/s: relax, at most x0.5
+    ([(0, 18000), (10, 17700), (20, 18000)], 10 * RELAX),  # full again: relax
     ([(0, 18000), (10, 18000)], 1.0),                      # never below the base interval
-    ([(0, 18000), (10.5, 17980)], (10 + 20 / 10.5) / 5),   # any gap over 1 s gives a rate
+    ([(0, 18000), (10.5, 17980)], (10 + 20 / 10.5) / 4),   # any gap over 1 s gives a rate
     ([(0, 18000), (0.5, 17000)], 1.0),                     # under 1 s apart: too noisy
 ])
 def test_pacer_follows_the_fleets_read_rate(readings: list[tuple[float, int]],
                                             stretch: float) -> None:
     """From its own reads of the 30-minute counter, an agent scales its interval to hold
-    the fleet at half the sustainable rate."""
+    the fleet at TARGET_SHARE of the sustainable rate."""
     pacer = Pacer()
     for at, long in readings:
         pacer.observe(compute(6000, long), at)
@@ -193,6 +198,28 @@ def test_pacer_brakes_when_the_burst_bucket_is_nearly_empty() -> None:
     pacer.observe(compute(6000, 18000), 0.0)
     pacer.observe(compute(1000, 18050), 10.0)
     assert pacer.stretch == 2.0
+
+
+def test_first_wait_after_a_stretch_spans_the_new_interval() -> None:
+    """Agents that slow down on the same news do not keep reading in step."""
+    delays = []
+    for seed in range(200):
+        p = policy(seed=seed)
+        p.on_state("Creating", compute(6000, 18000), 0.0)
+        delay = p.on_state("Creating", compute(6000, 17700), 10.0)  # stretch 1 -> 10
+        assert delay is not None
+        delays.append(delay)
+    assert 5.0 <= min(delays) < 10.0 and 45.0 < max(delays) <= 50.0
+
+
+def test_throttling_doubles_the_stretch_past_the_budget_cap() -> None:
+    """429s may stretch further than the budget alone does, and each return is spread."""
+    p = policy()
+    delays = [p.on_failure(Transient("retry", "429", retry_after=2.0), float(t))
+              for t in range(6)]
+    assert p.pacer.stretch == MAX_THROTTLED_STRETCH
+    assert all(d >= 2.0 for d in delays)
+    assert max(delays) > 2.0 + 5.0  # spread over the stretched interval, not all at 2 s
 
 
 def test_stretch_applies_to_poll_delay() -> None:
@@ -211,3 +238,17 @@ def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
     """Retry-After in delta-seconds or HTTP-date form."""
     now = 1792567680.0  # Wed, 21 Oct 2026 07:28:00 GMT
     assert parse_retry_after(value, now=now) == seconds
+
+
+@pytest.mark.parametrize("boot_spread,seed", [(5.0, 1), (20.0, 3), (40.0, 2)])
+def test_a_modelled_fleet_stays_under_budget_and_starts_promptly(boot_spread: float,
+                                                                  seed: int) -> None:
+    """200 agents with the real policy against the simulator's real buckets, scaled to a
+    1,000-VM scale-out, on a fake clock: no 429s, reads held near half the refill once
+    the fleet is up, and most flips seen within a minute."""
+    outcome = fleet_model.run(200, boot_spread=boot_spread, seed=seed)
+    assert outcome.throttled == 0
+    assert len(outcome.delays) == 200
+    assert outcome.peak_rate(outcome.booted + 30, window=60) <= 0.65 * outcome.refill
+    assert outcome.p(0.95) <= 62.0
+    assert max(outcome.delays) <= MAX_STRETCH * 5 * (1 + JITTER)
