@@ -20,6 +20,7 @@ from .errors import AzwaitError, ConfigError, Interrupted
 USAGE = """\
 azwait [OPTIONS] [-- COMMAND [ARG...]]  wait for Succeeded; then exec COMMAND, or exit 0
        azwait --detach [OPTIONS] -- COMMAND... hand wait+exec to systemd; return at once
+       azwait events [OPTIONS] [-- DRAIN...]   watch Scheduled Events; drain, then approve
        azwait status [--json]                  one look: resource, cloud, identity, state
        azwait clean                            forget per-VM state (last step of an image build)
        azwait sim [OPTIONS]                    the built-in Azure simulator (azwait sim --help)"""
@@ -27,6 +28,7 @@ azwait [OPTIONS] [-- COMMAND [ARG...]]  wait for Succeeded; then exec COMMAND, o
 EPILOG = """\
 exit codes:
   0        VM is Succeeded (worker exec'd, or nothing to exec)
+           (events: stopped by SIGTERM)
   1        unexpected internal error (a bug)
   2        bad command line or configuration value
   3        timeout: still not Succeeded when AZWAIT_TIMEOUT ran out
@@ -42,7 +44,7 @@ Every option is also an AZWAIT_* environment variable and a line in
 /etc/default/azwait (command line > environment > file > default).
 Durations: 90, 90s, 15m, 2h. COMMAND is run without a shell."""
 
-VERBS = ("status", "clean")
+VERBS = ("status", "clean", "events")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,8 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"KEY=VALUE file to read (default {DEFAULT_FILE})")
     keys = parser.add_argument_group("configuration (each also AZWAIT_<NAME>)")
     for key in KEYS:
-        if key.name == "WORKER" or key.name.startswith("DRAIN_"):
-            continue  # given as -- COMMAND; drain keys belong to `azwait events`
+        if key.name in ("WORKER", "DRAIN_COMMAND"):
+            continue  # given as -- COMMAND
         default = f" (default {key.default})" if key.default else ""
         keys.add_argument(key.flag, dest=key.env, metavar="VALUE", help=key.help + default)
     return parser
@@ -151,7 +153,7 @@ def run(argv: Sequence[str]) -> int:
         return sim.run(sim_parser.parse_args(list(argv[1:])))
     head, command = _split_command(argv)
     args = _parser().parse_args(head)
-    if command and args.verb:
+    if command and args.verb not in (None, "events"):
         raise ConfigError(f"azwait {args.verb} takes no -- COMMAND")
     if args.json and args.verb != "status":
         raise ConfigError("--json goes with azwait status")
@@ -171,6 +173,10 @@ def run(argv: Sequence[str]) -> int:
         return show(config, args.json)
     if args.verb == "clean":
         return _clean(config)
+    if args.verb == "events":
+        from .events import Watcher
+
+        return Watcher(config, command or config.drain_command or (), logs.get()).run()
     return _wait(config, command)
 
 

@@ -85,6 +85,8 @@ def _event_types(text: str) -> tuple[str, ...]:
         if item.lower() not in by_lower:
             raise ValueError(f"unknown event type {item!r}; known: " + ",".join(EVENT_TYPES))
         chosen.append(by_lower[item.lower()])
+    if not chosen:
+        raise ValueError("no event types: give one or more of " + ",".join(EVENT_TYPES))
     return tuple(chosen)
 
 

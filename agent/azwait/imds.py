@@ -65,11 +65,16 @@ class ImdsClient:
 
     def get(self, path: str, params: dict[str, str], timeout: float) -> requests.Response:
         """One GET; connection trouble and retryable statuses become ``Transient``."""
+        return self.request("GET", path, params, timeout)
+
+    def request(self, method: str, path: str, params: dict[str, str], timeout: float,
+                body: Any = None) -> requests.Response:
+        """One call (``body`` sent as JSON); trouble and retryable statuses: ``Transient``."""
         url = self._endpoint + path
         try:
-            response = self._http.get(
-                url, params=params, timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
-                allow_redirects=False,
+            response = self._http.request(
+                method, url, params=params, json=body,
+                timeout=(min(CONNECT_TIMEOUT, timeout), timeout), allow_redirects=False,
             )
         except requests.RequestException as err:
             raise Transient(

@@ -61,6 +61,11 @@ def parse_budget(headers: Mapping[str, str]) -> dict[str, int]:
     return counters
 
 
+def backoff(failures: int, base: float, rng: random.Random) -> float:
+    """After the n-th failure in a row: doubling from base, capped, half-jittered."""
+    return min(BACKOFF_CAP, base * 2.0 ** min(failures - 1, 10)) * rng.uniform(0.5, 1.0)
+
+
 class Pacer:
     """Stretches the poll interval to keep the fleet's reads under half the budget.
 
@@ -176,9 +181,8 @@ class WaitPolicy:
             spread = self.interval * self._rng.uniform(0.0, self.pacer.stretch)
             return failure.retry_after + 0.05 + spread
         base = 1.0 if failure.kind == "imds" else self.interval
-        backoff = min(BACKOFF_CAP, base * 2.0 ** min(self._failures - 1, 10))
         # One last try right at the end of the grace window, not a backoff past it.
-        return min(backoff * self._rng.uniform(0.5, 1.0), grace_left)
+        return min(backoff(self._failures, base, self._rng), grace_left)
 
     def _grace(self, kind: str) -> float:
         return {

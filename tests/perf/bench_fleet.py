@@ -22,6 +22,9 @@ Figures, per policy (build/bench/fleet.json, plot in build/bench/fleet.png):
   allows. A flip at t, with W(t) VMs still waiting and B reads/s shared among them,
   is seen on average W(t)/(2B) later at best; this is the mean of that over all
   flips, B being the policy's mean read rate between the first and the last flip;
+- burst_left_min_share: the lowest level the Compute burst bucket (6,000 reads
+  x N/1000, the 3-minute policy) fell to, as a share: what the policy left for
+  the user's own deployments and autoscaler at the worst moment;
 - peak_rss_mb_total: the largest sum of resident memory over all of the fleet's
   processes, sampled every second.
 """
@@ -186,6 +189,18 @@ def peak_rate(times: list[float], since: float, window: float = WINDOW) -> float
     return best / window
 
 
+def burst_left_min(reads: list[tuple[float, int]], refill: float, burst: float) -> float:
+    """The lowest the Compute burst bucket (3-minute policy) fell: what others had left."""
+    level, last, lowest = burst, 0.0, burst
+    for t, status in sorted(reads):
+        level = min(burst, level + (t - last) * refill)
+        last = t
+        if status != 429:
+            level = max(0.0, level - 1)
+            lowest = min(lowest, level)
+    return lowest
+
+
 def figures(run: Run, refill: float) -> dict[str, Any]:
     n = len(run.flips)
     done = [s if s is not None and rc == 0 else math.inf
@@ -196,6 +211,7 @@ def figures(run: Run, refill: float) -> dict[str, Any]:
     used = sum(1 for t in times if first <= t < last) / (last - first)
     waiting = [sum(1 for s in done if s > flip) for flip in run.flips]
     bound = statistics.fmean(w / (2 * used) for w in waiting) if used else math.inf
+    burst = refill * 180  # Compute's burst is three minutes of refill
     return {
         "vms": n,
         "reads_total": len(run.reads),
@@ -206,6 +222,7 @@ def figures(run: Run, refill: float) -> dict[str, Any]:
         "peak_reads_per_s_10s": round(peak_rate(times, run.fleet_up + SETTLE, 10.0), 2),
         "peak_reads_per_s_while_booting": round(peak_rate(times, 0.0), 2),
         "budget_refill_per_s": round(refill, 3),
+        "burst_left_min_share": round(burst_left_min(run.reads, refill, burst) / burst, 3),
         "reads_per_s_used_during_flips": round(used, 3),
         "delay_p50_s": round(statistics.median(delays), 2) if delays else None,
         "delay_p95_s": round(percentile(delays, 0.95), 2) if delays else None,

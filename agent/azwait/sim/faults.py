@@ -12,7 +12,8 @@ from typing import Any
 from azwait.sim import spec
 from azwait.sim.wire import Reply, json_reply, text_reply
 
-ENDPOINTS = ("instance", "versions", "token", "arm", "events")
+# "events" covers reading and approving; "events-approve" the approvals alone.
+ENDPOINTS = ("instance", "versions", "token", "arm", "events", "events-approve")
 BODIES = ("json", "html", "text", "empty")
 _KEYS = (
     "endpoint",
@@ -45,7 +46,7 @@ class Fault:
         # Approvals are POSTs to the scheduled events URL: the same endpoint to a user.
         family = "events" if endpoint == "events-approve" else endpoint
         return (
-            self.endpoint == family
+            self.endpoint in (endpoint, family)
             and self.start <= t
             and (self.end is None or t < self.end)
             and (self.vms is None or vm in self.vms)

@@ -1,0 +1,276 @@
+"""azwait events: drain the worker before Azure takes the VM.
+
+IMDS Scheduled Events announces Spot evictions (Preempt, ~30 s notice), scale-in
+(Terminate, 5-15 min when enabled), reboots, redeploys and freezes. For each new
+event that names this VM and is of a type to drain, run AZWAIT_DRAIN_COMMAND
+(argv, the event as JSON on stdin and in AZWAIT_EVENT_*), bounded by
+AZWAIT_DRAIN_TIMEOUT and the event's NotBefore; then approve it, so the platform
+goes ahead without waiting out the notice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Optional
+
+from .config import Config
+from .errors import ConfigError, Interrupted, NotAzure
+from .imds import ImdsClient, Instance
+from .notify import Notifier
+from .policy import backoff
+from .transient import Transient
+
+PATH = "/metadata/scheduledevents"
+API_VERSION = "2020-07-01"
+POLL = 1.0  # Azure's advice: about once a second
+# The first call switches Scheduled Events on for the VM and can take up to two
+# minutes to answer; later ones are quick.
+FIRST_TIMEOUT = 150.0
+READ_TIMEOUT = 10.0
+APPROVE_MARGIN = 2.0  # approve at least this long before NotBefore
+KILL_GRACE = 5.0  # SIGTERM -> SIGKILL for a drain that overran
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    status: str
+    resources: tuple[str, ...]
+    not_before: Optional[float]  # epoch seconds; None once the event has started
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def from_json(cls, item: Any) -> Event:
+        if not isinstance(item, dict) or not item.get("EventId"):
+            raise Transient("imds", "Scheduled Events document has an event without EventId")
+        resources = item.get("Resources") or []
+        return cls(
+            id=str(item["EventId"]),
+            type=str(item.get("EventType", "")),
+            status=str(item.get("EventStatus", "")),
+            resources=tuple(str(r) for r in resources if isinstance(r, str)),
+            not_before=_parse_time(item.get("NotBefore")),
+            raw=item,
+        )
+
+    def environment(self) -> dict[str, str]:
+        """AZWAIT_EVENT_* for the drain command."""
+        fields = {
+            "ID": self.id, "TYPE": self.type, "STATUS": self.status,
+            "RESOURCES": ",".join(self.resources),
+            "NOT_BEFORE": str(self.raw.get("NotBefore") or ""),
+            "SOURCE": str(self.raw.get("EventSource") or ""),
+            "DESCRIPTION": str(self.raw.get("Description") or ""),
+            "DURATION": str(self.raw.get("DurationInSeconds", "")),
+        }
+        return {f"AZWAIT_EVENT_{name}": value for name, value in fields.items()}
+
+
+def _parse_time(value: Any) -> Optional[float]:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None  # unreadable: bounded by AZWAIT_DRAIN_TIMEOUT alone
+
+
+def parse_document(document: Any) -> tuple[Any, list[Event]]:
+    """(DocumentIncarnation, events) from the IMDS answer."""
+    if not isinstance(document, dict) or not isinstance(document.get("Events"), list):
+        raise Transient("imds", "Scheduled Events answer is not an events document")
+    return document.get("DocumentIncarnation"), [Event.from_json(e) for e in document["Events"]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Drained:
+    seconds: float
+    exit_code: Optional[int]  # None: cut at the limit
+    problem: Optional[str] = None  # could not start it at all
+
+
+def run_drain(argv: Sequence[str], event: Event, limit: float,
+              environ: Mapping[str, str]) -> Drained:
+    """Run the drain command for up to ``limit`` s; then SIGTERM, then SIGKILL, its group."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE,
+                                env={**environ, **event.environment()},
+                                start_new_session=True)  # its own group: cut as a whole
+    except OSError as err:
+        return Drained(0.0, None, f"cannot run {argv[0]}: {err.strerror}")
+    try:
+        proc.communicate(json.dumps(event.raw).encode(), timeout=max(limit, 0.0))
+        return Drained(time.monotonic() - started, proc.returncode)
+    except subprocess.TimeoutExpired:
+        _stop_group(proc)
+        return Drained(time.monotonic() - started, None)
+    except BaseException:  # our own SIGTERM mid-drain: leave nothing behind
+        _stop_group(proc)
+        raise
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    for signum, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class Watcher:
+    """Polls Scheduled Events forever; drains and approves this VM's events once each."""
+
+    def __init__(self, config: Config, drain: Sequence[str], log: Any,
+                 notifier: Optional[Notifier] = None, imds: Optional[ImdsClient] = None,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if not drain:
+            raise ConfigError("azwait events needs AZWAIT_DRAIN_COMMAND (or -- COMMAND)")
+        self.config = config
+        self.drain = list(drain)
+        self.log = log
+        self.notifier = notifier or Notifier()
+        self.imds = imds or ImdsClient(config.imds_endpoint)
+        self.clock = clock
+        self.sleep = sleep
+        self.handled: set[str] = set()
+        self._rng = random.Random()
+        self._incarnation: Any = None
+
+    def run(self) -> int:
+        try:
+            name = self._vm_name()
+            self.log.info("watching Scheduled Events", vm=name,
+                          drain=self.drain, types=list(self.config.drain_events))
+            self.notifier.ready(f"watching Scheduled Events for {name}")
+            self._watch(name)
+        except Interrupted as stop:
+            if stop.signum != signal.SIGTERM:
+                raise
+            self.log.info("stopping: SIGTERM")
+        return 0
+
+    def _vm_name(self) -> str:
+        deadline = self.clock() + self.config.limit("imds_grace")
+        failures = 0
+        while True:
+            try:
+                instance: Instance = self.imds.instance()
+                if instance.name:
+                    return instance.name
+                problem = Transient("imds", "IMDS instance document has no compute.name")
+            except Transient as err:
+                problem = err
+            failures += 1
+            if self.clock() >= deadline:
+                raise NotAzure(f"not an Azure VM? {problem.reason} for the whole "
+                               "AZWAIT_IMDS_GRACE")
+            self.sleep(backoff(failures, 1.0, self._rng))
+
+    def _watch(self, name: str) -> None:
+        failures = 0
+        timeout = FIRST_TIMEOUT
+        while True:
+            try:
+                incarnation, events = self._fetch(timeout)
+            except Transient as err:
+                failures += 1
+                if failures == 1:
+                    self.log.warning("Scheduled Events unavailable; retrying", reason=err.reason)
+                self.sleep(max(err.retry_after or 0.0, backoff(failures, POLL, self._rng)))
+                continue
+            if failures:
+                self.log.info("Scheduled Events back", after_failures=failures)
+            failures, timeout = 0, READ_TIMEOUT
+            if incarnation != self._incarnation:
+                self._incarnation = incarnation
+                for event in events:
+                    self.consider(event, name)
+            self.sleep(POLL)
+
+    def _fetch(self, timeout: float) -> tuple[Any, list[Event]]:
+        response = self.imds.get(PATH, {"api-version": API_VERSION}, timeout)
+        if response.status_code != 200:
+            raise Transient("imds", f"IMDS answered {response.status_code} for {PATH}")
+        try:
+            return parse_document(response.json())
+        except ValueError:
+            raise Transient("imds", "Scheduled Events answer is not JSON") from None
+
+    def consider(self, event: Event, name: str) -> None:
+        """Act on one event from the document, once per EventId."""
+        if event.id in self.handled:
+            return
+        self.handled.add(event.id)
+        facts = {"event_id": event.id, "type": event.type, "status": event.status,
+                 "not_before": event.raw.get("NotBefore") or None,
+                 "resources": list(event.resources)}
+        if name not in event.resources:
+            self.log.info("event for other VMs: left alone", **facts)
+            return
+        if event.type not in self.config.drain_events:
+            self.log.info("event type not drained (AZWAIT_DRAIN_EVENTS): left alone", **facts)
+            self.notifier.status(f"last event: {event.type} {event.id}, not drained")
+            return
+        self.log.warning("event for this VM: draining", **facts)
+        self.notifier.status(f"draining: {event.type} {event.id}")
+        limit = self.config.drain_timeout
+        if event.not_before is not None:
+            limit = min(limit, event.not_before - APPROVE_MARGIN - self.clock())
+        done = run_drain(self.drain, event, limit, os.environ)
+        if done.problem:
+            self.log.error("drain command failed to start", problem=done.problem, **facts)
+        elif done.exit_code is None:
+            self.log.error("drain cut at its limit", seconds=round(done.seconds, 1),
+                           limit=round(max(limit, 0.0), 1), **facts)
+        else:
+            level = "info" if done.exit_code == 0 else "error"
+            getattr(self.log, level)("drain finished", seconds=round(done.seconds, 1),
+                                     exit_code=done.exit_code, **facts)
+        if event.status != "Scheduled":
+            self.notifier.status(f"last event: {event.type} {event.id}, drained (already "
+                                 f"{event.status or 'started'}, nothing to approve)")
+            return
+        approved = self._approve(event)
+        self.notifier.status(f"last event: {event.type} {event.id}, drained, "
+                             f"{'approved' if approved else 'NOT approved'}")
+
+    def _approve(self, event: Event) -> bool:
+        """POST StartRequests, retried until NotBefore (after that the platform goes anyway)."""
+        body = {"StartRequests": [{"EventId": event.id}]}
+        until = event.not_before if event.not_before is not None else self.clock() + 60.0
+        failures = 0
+        while True:
+            try:
+                response = self.imds.request("POST", PATH, {"api-version": API_VERSION},
+                                             READ_TIMEOUT, body)
+            except Transient as err:
+                reason = err.reason
+            else:
+                if response.status_code == 200:
+                    self.log.info("event approved", event_id=event.id, type=event.type)
+                    return True
+                # 400 and the like: retrying the same request will not change the answer.
+                self.log.error("event not approved", event_id=event.id,
+                               reason=f"IMDS answered {response.status_code} to the approval")
+                return False
+            failures += 1
+            if self.clock() >= until:
+                self.log.error("event not approved", event_id=event.id, reason=reason)
+                return False
+            self.sleep(min(backoff(failures, POLL, self._rng), max(until - self.clock(), 0.1)))
