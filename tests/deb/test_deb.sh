@@ -146,7 +146,8 @@ check "lintian: no errors" test "$rc" = 0
 sed 's/^/      lintian | /' "$WORK/lintian"
 
 expected=(/usr/bin/azwait /lib/systemd/system/azwait.service
-    /lib/systemd/system/azure-provisioned.target /etc/default/azwait
+    /lib/systemd/system/azure-provisioned.target /lib/systemd/system/azwait-events.service
+    /etc/default/azwait
     /usr/share/man/man8/azwait.8.gz /usr/share/doc/azwait/copyright
     /usr/lib/azwait/azwait/cli.py /usr/lib/azwait/azwait/sim/__init__.py
     /usr/lib/azwait/vendor/azure/identity/__init__.py)
@@ -197,12 +198,13 @@ check "installed size ${installed_kb} KiB (du ${du_kb} KiB, before .pyc) <= 25 M
 
 # systemd-analyze verify needs the unit's ExecStart binary and its man page:
 # lay the package's over the host's in a private mount namespace.
-check "systemd-analyze verify: azwait.service, azure-provisioned.target" \
+check "systemd-analyze verify: azwait.service, azure-provisioned.target, azwait-events.service" \
     unshare -m sh -ec "
         mount -t overlay overlay -o lowerdir='$EXTRACT/usr/bin':/usr/bin /usr/bin
         MANPATH='$EXTRACT/usr/share/man:' systemd-analyze verify \
             '$EXTRACT/lib/systemd/system/azwait.service' \
-            '$EXTRACT/lib/systemd/system/azure-provisioned.target'"
+            '$EXTRACT/lib/systemd/system/azure-provisioned.target' \
+            '$EXTRACT/lib/systemd/system/azwait-events.service'"
 
 # The version lives in agent/azwait/__init__.py; debian/rules refuses a
 # debian/changelog that disagrees.

@@ -39,10 +39,12 @@ ARM_NAMES = ("management.azure.com", "management.usgovcloudapi.net", "management
 TOKEN_PREFIX = "eyJ0eXAi"  # every token the simulator issues starts so
 
 WORKER = """#!/bin/sh
-# e2e worker: record when, and as which PID, it started; then stay up.
+# e2e worker: record when, and as which PID, it started; stay up; record SIGTERM.
 mkdir -p /var/lib/e2e
 echo "$(date +%s.%N) $$ ${WORKER_NAME:-worker}" >> /var/lib/e2e/started
-exec sleep infinity
+trap 'echo "$(date +%s.%N) $$ ${WORKER_NAME:-worker}" >> /var/lib/e2e/stopped; exit 0' TERM
+sleep infinity &
+wait
 """
 
 
@@ -283,8 +285,9 @@ class Machine:
         value = int(out[1])
         return value / 1e6 if value else None
 
-    def workers(self) -> list[tuple[float, int, str]]:
-        out = self.sh("cat /var/lib/e2e/started 2>/dev/null || true")
+    def workers(self, record: str = "started") -> list[tuple[float, int, str]]:
+        """(time, pid, name) of each worker start; record="stopped": each SIGTERM."""
+        out = self.sh(f"cat /var/lib/e2e/{record} 2>/dev/null || true")
         rows = []
         for line in out.splitlines():
             at, pid, name = line.split()

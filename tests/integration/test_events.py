@@ -71,7 +71,7 @@ def test_preempt_is_drained_then_approved_before_not_before(make_sim: Any) -> No
         until(lambda: approvals(h))
     finally:
         stop(proc)
-    out, err = proc.communicate(timeout=20)
+    _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     [ran], [ended], [approval] = drains(h), drains(h, "end"), approvals(h)
     appeared = clock_zero(h) + 2

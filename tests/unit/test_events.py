@@ -1,0 +1,61 @@
+"""Scheduled Events documents as IMDS gives them, read into events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from azwait.events import Event, parse_document
+from azwait.transient import Transient
+
+PREEMPT = {
+    "EventId": "602d9444-d2cd-49c7-8624-8643e7171297",
+    "EventType": "Preempt",
+    "ResourceType": "VirtualMachine",
+    "Resources": ["vmss_vm1", "vmss_vm2"],
+    "EventStatus": "Scheduled",
+    "NotBefore": "Mon, 19 Sep 2016 18:29:47 GMT",
+    "Description": "Virtual machine is being preempted.",
+    "EventSource": "Platform",
+    "DurationInSeconds": -1,
+}
+
+
+def test_a_document_reads_into_events() -> None:
+    incarnation, [event] = parse_document({"DocumentIncarnation": 3, "Events": [PREEMPT]})
+    assert incarnation == 3
+    assert event.id == PREEMPT["EventId"] and event.type == "Preempt"
+    assert event.resources == ("vmss_vm1", "vmss_vm2")
+    assert event.not_before == 1474309787.0  # 2016-09-19T18:29:47Z
+
+
+def test_started_events_have_no_not_before() -> None:
+    event = Event.from_json({**PREEMPT, "EventStatus": "Started", "NotBefore": ""})
+    assert event.not_before is None and event.status == "Started"
+
+
+def test_the_drain_gets_every_field_as_a_variable() -> None:
+    env = Event.from_json(PREEMPT).environment()
+    assert env == {
+        "AZWAIT_EVENT_ID": PREEMPT["EventId"], "AZWAIT_EVENT_TYPE": "Preempt",
+        "AZWAIT_EVENT_STATUS": "Scheduled", "AZWAIT_EVENT_RESOURCES": "vmss_vm1,vmss_vm2",
+        "AZWAIT_EVENT_NOT_BEFORE": "Mon, 19 Sep 2016 18:29:47 GMT",
+        "AZWAIT_EVENT_SOURCE": "Platform",
+        "AZWAIT_EVENT_DESCRIPTION": "Virtual machine is being preempted.",
+        "AZWAIT_EVENT_DURATION": "-1",
+    }
+
+
+@pytest.mark.parametrize("document", [
+    None, [], {"DocumentIncarnation": 1}, {"Events": {}},
+    {"Events": [{"EventType": "Preempt"}]}, {"Events": ["Preempt"]},
+])
+def test_malformed_documents_are_transient(document: Any) -> None:
+    with pytest.raises(Transient) as caught:
+        parse_document(document)
+    assert caught.value.kind == "imds"
+
+
+def test_an_unreadable_not_before_is_bounded_by_the_timeout_alone() -> None:
+    assert Event.from_json({**PREEMPT, "NotBefore": "soon"}).not_before is None
