@@ -38,16 +38,21 @@ lint: $(STAMP) ## ruff and mypy
 packer-check: ## Validate the Packer template offline (installs packer and shellcheck if missing)
 	tests/packer/check.sh
 
+# Waits for a dpkg lock held by unattended-upgrades or a parallel job rather than failing.
+APT := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
+# $(call apt_ensure,PACKAGES): install those of PACKAGES that are missing.
+apt_ensure = missing=$$(for p in $(1); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    $(APT) update -q && $(APT) install -y -q --no-install-recommends $$missing; fi
+
 DEB_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' agent/azwait/__init__.py)
 DEB = build/azwait_$(DEB_VERSION)_all.deb
 DEB_BUILD_DEPS := build-essential dpkg-dev debhelper dh-python python3 python3-pip \
 	python3-requests python3-cryptography python3-pytest lintian
 
 deb: ## Build build/azwait_<version>_all.deb (as root on Debian 12; installs the build tools)
-	@missing=$$(for p in $(DEB_BUILD_DEPS); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
+	@$(call apt_ensure,$(DEB_BUILD_DEPS))
 	mkdir -p build/wheels
 	/usr/bin/python3 -m pip download --quiet --require-hashes --no-deps --only-binary=:all: \
 	    --dest build/wheels -r agent/vendor.lock
@@ -63,10 +68,7 @@ deb-test: deb ## Install the .deb with no network into fresh Debian 12 and 13 ro
 E2E_TOOLS := mmdebstrap systemd-container iproute2 util-linux
 
 e2e: $(STAMP) deb ## Boot Debian 12 and 13 with the .deb under systemd-nspawn (root)
-	@missing=$$(for p in $(E2E_TOOLS); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
+	@$(call apt_ensure,$(E2E_TOOLS))
 	AZWAIT_DEB=$(DEB) $(BIN)/python -m pytest -q -s tests/e2e
 
 bench: bench-agent bench-fleet ## All benchmarks: one agent, then a fleet

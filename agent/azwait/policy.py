@@ -18,7 +18,7 @@ from .transient import Transient
 
 SUCCEEDED = "succeeded"
 TERMINAL = ("canceled", "deleting")
-JITTER = 0.3  # poll interval drawn from [1-J, 1+J] x base: desynchronises a fleet
+JITTER = 0.15  # poll interval drawn from [1-J, 1+J] x base: keeps a fleet from falling into step
 START_OFFSET_MAX = 0.5  # seconds; spreads a fleet's first reads without delaying a ready VM
 NOT_FOUND_GRACE = 120.0  # ARM replication lag for a VM it has never shown us
 BACKOFF_CAP = 60.0
@@ -113,8 +113,10 @@ class Pacer:
         last, self._last = self._last, (remaining, now)
         if last is None or now - last[1] < 1.0:
             return None
-        if remaining >= capacity:
-            return RELAX  # a full bucket hides how much is used, but it is less than it refills
+        if remaining >= capacity and remaining <= last[0]:
+            # Full at both looks: how much is used is hidden, but it is less than the
+            # refill. A counter that rose to a new high is still a measurement.
+            return RELAX
         sustainable = capacity / WINDOW_SECONDS
         used = sustainable + (last[0] - remaining) / (now - last[1])
         # In one step to where the fleet would be on target if all did the same;

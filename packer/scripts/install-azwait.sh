@@ -53,11 +53,13 @@ log "installed: $version"
 
 # Enable only: the units must first run on the VMs made from this image, not
 # on the build VM.
-systemctl enable azwait.service azure-provisioned.target
+units="azwait.service azure-provisioned.target"
 if [ "$ENABLE_EVENTS" = "true" ]; then
-    systemctl enable azwait-events.service
+    units="$units azwait-events.service"
 fi
-for unit in azwait.service azure-provisioned.target; do
+# shellcheck disable=SC2086 # a list of unit names, split on purpose
+systemctl enable $units
+for unit in $units; do
     state="$(systemctl is-enabled "$unit")"
     log "$unit: $state"
 done

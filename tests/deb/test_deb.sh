@@ -73,8 +73,9 @@ need_tools() {
     done
     if ((${#missing[@]})); then
         echo "installing ${missing[*]}"
-        apt-get update -q >/dev/null &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
+                install -y -q --no-install-recommends \
                 "${missing[@]}" >/dev/null
     fi
 }

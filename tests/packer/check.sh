@@ -59,8 +59,9 @@ if ((${#missing[@]})); then
     echo "installing ${missing[*]} with apt-get"
     export DEBIAN_FRONTEND=noninteractive
     # Package lists are refreshed only when the first try fails.
-    if ! out="$({ apt-get install -y -qq "${missing[@]}" ||
-        { apt-get update -qq && apt-get install -y -qq "${missing[@]}"; }; } 2>&1)"; then
+    apt=(apt-get -o DPkg::Lock::Timeout=600)  # waits out another dpkg user
+    if ! out="$({ "${apt[@]}" install -y -qq "${missing[@]}" ||
+        { "${apt[@]}" update -qq && "${apt[@]}" install -y -qq "${missing[@]}"; }; } 2>&1)"; then
         printf 'FAIL: apt-get install %s\n' "${missing[*]}"
         printf '%s\n' "$out" | sed 's/^/    /'
         exit 1
@@ -183,7 +184,11 @@ run "install-azwait.sh: waits for cloud-init, installs the .deb, enables (not st
 
 install_events() {
     install_stubbed ENABLE_EVENTS=true >/dev/null || return 1
-    [[ "$(calls)" == *"systemctl enable azwait-events.service|"* ]] || { echo "calls: $(calls)"; return 1; }
+    local c
+    c="$(calls)"
+    [[ "$c" == *"systemctl enable azwait.service azure-provisioned.target azwait-events.service|"* ]] \
+        || { echo "calls: $c"; return 1; }
+    [[ "$c" == *"systemctl is-enabled azwait-events.service|"* ]] || { echo "not checked: $c"; return 1; }
 }
 run "install-azwait.sh: ENABLE_EVENTS=true enables azwait-events.service" install_events
 run "install-azwait.sh: cloud-init's recoverable errors (exit 2) are tolerated" \

@@ -10,11 +10,12 @@ every 10 s, no jitter, no backoff, one ARM read per poll).
 
 Figures, per policy (build/bench/fleet.json, plot in build/bench/fleet.png):
 - reads_total, throttled: ARM VM GETs the simulator received, and how many got 429;
-- peak_reads_per_s_after_30s: the busiest 30-second window that starts 30 s or
+- peak_reads_per_s_after_30s: the busiest one-minute window that starts 30 s or
   more after the fleet is up (fleet_up_s: every agent has made its first read), in
   reads per second, against budget_refill_per_s, the scaled Compute subscription
-  refill (2,000 scale-set-VM GETs a minute x N/1000). 30 s is a tenth of Compute's
-  shortest policy window (3 minutes); peak_reads_per_s_10s is the same over 10 s;
+  refill (2,000 scale-set-VM GETs a minute x N/1000). A minute is the unit that
+  limit is stated in, and anything shorter is covered three times over by the
+  burst; peak_reads_per_s_30s and _10s are the same over shorter windows;
 - failed_agents: VMs whose worker never started (or whose agent exited non-zero);
 - delay_p50_s / p95 / max: the VM's flip -> its worker's exec;
 - cpu_s_total: CPU time of all agents and their children;
@@ -55,7 +56,7 @@ VMS = int(os.environ.get("BENCH_FLEET_VMS", "200"))
 SEED = int(os.environ.get("BENCH_FLEET_SEED", "7"))
 FLIP_WINDOW = (30.0, 120.0)
 SETTLE = 30.0  # seconds after start before the read-rate target applies
-WINDOW = 30  # seconds: the window peak read rates are measured over
+WINDOW = 60  # seconds: the window peak read rates are measured over, as the limit is
 OVERTIME = 180.0  # after the last flip, agents still waiting count as failed
 COMPUTE_REFILL_PER_S = 2000 / 60  # GET scale-set VM, per subscription, unscaled
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -219,6 +220,7 @@ def figures(run: Run, refill: float) -> dict[str, Any]:
         "failed_agents": sum(1 for s in done if s == math.inf),
         "fleet_up_s": round(run.fleet_up, 1),
         "peak_reads_per_s_after_30s": round(peak_rate(times, run.fleet_up + SETTLE), 2),
+        "peak_reads_per_s_30s": round(peak_rate(times, run.fleet_up + SETTLE, 30.0), 2),
         "peak_reads_per_s_10s": round(peak_rate(times, run.fleet_up + SETTLE, 10.0), 2),
         "peak_reads_per_s_while_booting": round(peak_rate(times, 0.0), 2),
         "budget_refill_per_s": round(refill, 3),
