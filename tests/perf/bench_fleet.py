@@ -2,9 +2,10 @@
 
 N real agents (default 200) run against one simulator whose subscription-wide read
 limits are scaled by N/1000, so the run feels like a 1,000-VM scale-out. Every VM
-is Creating when its agent first asks IMDS and turns Succeeded at its own time,
-30-120 s later on its own clock (two cores take ~40 s to start 200 Python agents,
-so the fleet boots over that ramp, as a real scale-out does over its VMs' boots).
+boots at its own time, spread over the first BOOT_SPREAD seconds as a scale-out's
+VMs are, is Creating when its agent first asks IMDS, and turns Succeeded 30-120 s
+later on its own clock. (Started all at once, 200 agents would share two cores
+and reach ARM together, which no real fleet does: each VM has its own CPUs.)
 The same fleet, same flip times, then runs under the seed's policy (tests/perf/seed.sh:
 every 10 s, no jitter, no backoff, one ARM read per poll).
 
@@ -54,6 +55,7 @@ HERE = Path(__file__).resolve().parent
 AZWAIT = shutil.which("azwait", path=os.path.dirname(sys.executable)) or "azwait"
 VMS = int(os.environ.get("BENCH_FLEET_VMS", "200"))
 SEED = int(os.environ.get("BENCH_FLEET_SEED", "7"))
+BOOT_SPREAD = float(os.environ.get("BENCH_FLEET_BOOT_SPREAD", "60"))
 FLIP_WINDOW = (30.0, 120.0)
 SETTLE = 30.0  # seconds after start before the read-rate target applies
 WINDOW = 60  # seconds: the window peak read rates are measured over, as the limit is
@@ -71,7 +73,7 @@ TARGET_P50_OVER_BOUND = 2.0
 @dataclass
 class Run:
     policy: str
-    flips: list[float]  # on the bench's clock (seconds since the agents were started)
+    flips: list[float]  # on the bench's clock (seconds since the first agent was started)
     started: list[float | None]  # worker exec, same clock
     exit_codes: list[int | None]
     reads: list[tuple[float, int]]  # (t, status) of every ARM VM GET
@@ -110,7 +112,7 @@ def total_rss_mb(pids: list[int]) -> float:
     return total * PAGE_MB
 
 
-def run_fleet(policy: str, flips: list[float], work: Path,
+def run_fleet(policy: str, boots: list[float], flips: list[float], work: Path,
               command: Callable[[Simulator, int, Path], tuple[list[str], dict[str, str]]]
               ) -> Run:
     scenario = Scenario.from_dict({
@@ -127,19 +129,23 @@ def run_fleet(policy: str, flips: list[float], work: Path,
         zero = time.time()
         marks = [work / policy / f"started-{vm}" for vm in range(len(flips))]
         (work / policy).mkdir(parents=True)
-        procs = []
-        for vm, mark in enumerate(marks):
+        procs: dict[int, subprocess.Popen[bytes]] = {}
+        rss_peak, sampled = 0.0, 0.0
+        for vm in sorted(range(len(flips)), key=boots.__getitem__):
+            time.sleep(max(0.0, zero + boots[vm] - time.time()))
             argv, env = command(sim, vm, work / policy)
-            procs.append(subprocess.Popen(
-                [*argv, "touch", str(mark)], env=env, stdin=subprocess.DEVNULL,
+            procs[vm] = subprocess.Popen(
+                [*argv, "touch", str(marks[vm])], env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=(work / policy / f"agent-{vm}.log").open("wb")))
-        deadline = zero + max(flips) + OVERTIME
-        rss_peak = 0.0
-        while any(p.poll() is None for p in procs) and time.time() < deadline:
+                stderr=(work / policy / f"agent-{vm}.log").open("wb"))
+            if time.time() - sampled >= 1.0:
+                sampled = time.time()
+                rss_peak = max(rss_peak, total_rss_mb(fleet_processes(os.getpid())))
+        deadline = zero + max(boots) + max(flips) + OVERTIME
+        while any(p.poll() is None for p in procs.values()) and time.time() < deadline:
             rss_peak = max(rss_peak, total_rss_mb(fleet_processes(os.getpid())))
             time.sleep(1.0)
-        for proc in procs:
+        for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
@@ -155,7 +161,7 @@ def run_fleet(policy: str, flips: list[float], work: Path,
     return Run(policy=policy,
                flips=[booted.get(vm, math.inf) + flip for vm, flip in enumerate(flips)],
                started=started, fleet_up=max(first_reads.values(), default=math.inf),
-               exit_codes=[p.returncode for p in procs], reads=reads,
+               exit_codes=[procs[vm].returncode for vm in range(len(flips))], reads=reads,
                rss_peak_mb=rss_peak,
                cpu_s=(cpu_after.ru_utime + cpu_after.ru_stime
                       - cpu_before.ru_utime - cpu_before.ru_stime))
@@ -277,7 +283,7 @@ def plot(runs: list[Run], refill: float, path: Path) -> None:
     reads_ax.set_ylabel("ARM VM GETs per second")
     reads_ax.legend(loc="upper right")
     started_ax.set_ylabel("VMs")
-    started_ax.set_xlabel("seconds since the fleet booted")
+    started_ax.set_xlabel("seconds since the first VM booted")
     started_ax.legend(loc="lower right")
     fig.suptitle(f"{len(flips)} VMs, limits scaled to a 1,000-VM scale-out")
     fig.tight_layout()
@@ -288,11 +294,12 @@ def main() -> int:
     began = time.monotonic()
     rng = random.Random(SEED)
     flips = [round(rng.uniform(*FLIP_WINDOW), 2) for _ in range(VMS)]
+    boots = [round(rng.uniform(0.0, BOOT_SPREAD), 2) for _ in range(VMS)]
     refill = COMPUTE_REFILL_PER_S * VMS / 1000
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        runs = [run_fleet("azwait", flips, work, azwait_agent),
-                run_fleet("seed", flips, work, seed_agent)]
+        runs = [run_fleet("azwait", boots, flips, work, azwait_agent),
+                run_fleet("seed", boots, flips, work, seed_agent)]
     report = {run.policy: figures(run, refill) for run in runs}
     out = Path("build/bench")
     out.mkdir(parents=True, exist_ok=True)
