@@ -82,7 +82,7 @@ $(BENCH_STAMP): $(STAMP) tests/requirements-bench.txt
 	$(BIN)/pip install --quiet -r tests/requirements-bench.txt
 	touch $@
 
-bench-fleet: $(BENCH_STAMP) ## 200 agents vs the seed loop against one throttled simulator (~6 min)
+bench-fleet: $(BENCH_STAMP) ## 200 agents vs the seed loop against one throttled simulator (~7 min)
 	$(BIN)/python tests/perf/bench_fleet.py
 
 clean: ## Remove the venv and build output

@@ -18,7 +18,10 @@ from .transient import Transient
 
 SUCCEEDED = "succeeded"
 TERMINAL = ("canceled", "deleting")
-JITTER = 0.15  # poll interval drawn from [1-J, 1+J] x base: keeps a fleet from falling into step
+# Intervals are drawn from [1-J, 1+J] x base: enough to keep a fleet out of step (the
+# start offset and the spread after a stretch do the de-phasing), narrow enough that a
+# stretched one-minute interval, which the p95 detection delay is made of, stays near one.
+JITTER = 0.15
 START_OFFSET_MAX = 0.5  # seconds; spreads a fleet's first reads without delaying a ready VM
 NOT_FOUND_GRACE = 120.0  # ARM replication lag for a VM it has never shown us
 BACKOFF_CAP = 60.0
