@@ -42,6 +42,14 @@ def approvals(h: Harness) -> list[dict[str, Any]]:
     return [r for r in h.sim.requests() if r["endpoint"] == "events-approve"]
 
 
+def approved(h: Harness) -> bool:
+    """An approval arrived and the watcher has read the document since: it has had the
+    answer (and logged it), not merely sent the request."""
+    done = approvals(h)
+    return bool(done) and any(r["endpoint"] == "events" and r["wall"] > done[-1]["wall"]
+                              for r in h.sim.requests())
+
+
 def clock_zero(h: Harness) -> float:
     """Wall time of VM 0's scenario clock 0."""
     first = h.sim.requests()[0]
@@ -68,7 +76,7 @@ def test_preempt_is_drained_then_approved_before_not_before(make_sim: Any) -> No
     h = make_sim({"events": [{"at": 2, "type": "Preempt", "not_before": 30}]})
     proc = h.start("events", *drain(h, 0.5))
     try:
-        until(lambda: approvals(h))
+        until(lambda: approved(h))
     finally:
         stop(proc)
     _, err = proc.communicate(timeout=20)
@@ -116,7 +124,7 @@ def test_a_hanging_drain_is_cut_at_the_timeout_and_the_event_still_approved(
     h = make_sim({"events": [{"at": 0.5, "type": "Terminate", "not_before": 120}]})
     proc = h.start("events", *drain(h, 600), AZWAIT_DRAIN_TIMEOUT="2s")
     try:
-        until(lambda: approvals(h))
+        until(lambda: approved(h))
     finally:
         stop(proc)
     _, err = proc.communicate(timeout=20)
@@ -133,7 +141,7 @@ def test_not_before_bounds_the_drain(make_sim: Any) -> None:
     h = make_sim({"events": [{"at": 0.5, "type": "Preempt", "not_before": 6}]})
     proc = h.start("events", *drain(h, 600), AZWAIT_DRAIN_TIMEOUT="5m")
     try:
-        until(lambda: approvals(h))
+        until(lambda: approved(h))
     finally:
         stop(proc)
     proc.communicate(timeout=20)
@@ -157,7 +165,7 @@ def test_imds_errors_are_retried(make_sim: Any) -> None:
                   "faults": [{"endpoint": "events", "status": 500, "end": 3}]})
     proc = h.start("events", *drain(h, 0.1))
     try:
-        until(lambda: approvals(h))
+        until(lambda: approved(h))
     finally:
         stop(proc)
     _, err = proc.communicate(timeout=20)
@@ -193,7 +201,7 @@ def test_drain_command_from_the_environment_without_a_shell(make_sim: Any) -> No
     command = shlex.join([sys.executable, "-c", code, "a b", "$HOME;"])
     proc = h.start("events", AZWAIT_DRAIN_COMMAND=command)
     try:
-        until(lambda: approvals(h))
+        until(lambda: approved(h))
     finally:
         stop(proc)
     proc.communicate(timeout=20)
