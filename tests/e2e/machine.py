@@ -38,11 +38,13 @@ ARM_ADDRESS = "127.0.0.2"
 ARM_NAMES = ("management.azure.com", "management.usgovcloudapi.net", "management.chinacloudapi.cn")
 TOKEN_PREFIX = "eyJ0eXAi"  # every token the simulator issues starts so
 
-WORKER = """#!/bin/sh
+WORKER = """#!/bin/bash
 # e2e worker: record when, and as which PID, it started; stay up; record SIGTERM.
+# Times come from bash itself: systemd keeps signalling a stopping unit's cgroup
+# until it is empty, so a date(1) forked by the trap would be killed too.
 mkdir -p /var/lib/e2e
-echo "$(date +%s.%N) $$ ${WORKER_NAME:-worker}" >> /var/lib/e2e/started
-trap 'echo "$(date +%s.%N) $$ ${WORKER_NAME:-worker}" >> /var/lib/e2e/stopped; exit 0' TERM
+echo "$EPOCHREALTIME $$ ${WORKER_NAME:-worker}" >> /var/lib/e2e/started
+trap 'echo "$EPOCHREALTIME $$ ${WORKER_NAME:-worker}" >> /var/lib/e2e/stopped; exit 0' TERM
 sleep infinity &
 wait
 """
@@ -92,7 +94,7 @@ def installed_tarball(suite: str) -> Path:
     deb = deb_path()
     ca = certificates().ca.read_bytes()
     base = base_tarball(suite)
-    digest = hashlib.sha256(deb.read_bytes() + ca).hexdigest()[:12]
+    digest = hashlib.sha256(deb.read_bytes() + ca + WORKER.encode()).hexdigest()[:12]
     path = WORK / f"{suite}-{base.stem.split('-')[-1]}-{digest}.installed.tar"
     if path.exists():
         return path
