@@ -116,11 +116,12 @@ class Pacer:
         last, self._last = self._last, (remaining, now)
         if last is None or now - last[1] < 1.0:
             return None
-        if remaining >= capacity and remaining <= last[0]:
-            # Full at both looks: how much is used is hidden, but it is less than the
-            # refill. A counter that rose to a new high is still a measurement.
-            return RELAX
         sustainable = capacity / WINDOW_SECONDS
+        nearly_full = capacity - sustainable  # a second's refill short: others' reads, rounding
+        if remaining >= nearly_full and last[0] >= nearly_full:
+            # Full at both looks: how much is used is hidden, but it is less than the
+            # refill. A counter that rose to a new high from below is still a measurement.
+            return RELAX
         used = sustainable + (last[0] - remaining) / (now - last[1])
         # In one step to where the fleet would be on target if all did the same;
         # back down by at most half, as the others are coming down too.
