@@ -181,7 +181,7 @@ def compute(short: int, long: int) -> dict[str, str]:
     ([(0, 18000), (10, 17700), (20, 18000), (30, 18000)], 10 * RELAX * RELAX),  # and again
     ([(0, 17950), (10, 18000)], 1.25),                     # rising to a new high: 5/s, not full
     ([(0, 18000), (10, 17995)], 1.0),                      # within a second's refill of full
-    ([(0, 17995), (10, 18000)], 1.0),                      # twice: usage hidden, not 10/s
+    ([(0, 17995), (10, 18000)], 1.0),                      # near full twice: hidden, not 9.5/s
     ([(0, 18000), (10, 18000)], 1.0),                      # never below the base interval
     ([(0, 18000), (10.5, 17980)], (10 + 20 / 10.5) / 4),   # any gap over 1 s gives a rate
     ([(0, 18000), (0.5, 17000)], 1.0),                     # under 1 s apart: too noisy
