@@ -73,9 +73,9 @@ need_tools() {
     done
     if ((${#missing[@]})); then
         echo "installing ${missing[*]}"
-        apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null &&
-            DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
-                install -y -q --no-install-recommends \
+        local apt=(apt-get -o DPkg::Lock::Timeout=600)  # waits out another dpkg user
+        "${apt[@]}" update -q >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -q --no-install-recommends \
                 "${missing[@]}" >/dev/null
     fi
 }

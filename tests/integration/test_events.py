@@ -45,9 +45,9 @@ def approvals(h: Harness) -> list[dict[str, Any]]:
 def approved(h: Harness) -> bool:
     """An approval arrived and the watcher has read the document since: it has had the
     answer (and logged it), not merely sent the request."""
-    done = approvals(h)
-    return bool(done) and any(r["endpoint"] == "events" and r["wall"] > done[-1]["wall"]
-                              for r in h.sim.requests())
+    log = h.sim.requests()
+    done = [r["wall"] for r in log if r["endpoint"] == "events-approve"]
+    return bool(done) and any(r["endpoint"] == "events" and r["wall"] > done[-1] for r in log)
 
 
 def clock_zero(h: Harness) -> float:

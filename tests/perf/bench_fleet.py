@@ -130,21 +130,22 @@ def run_fleet(policy: str, boots: list[float], flips: list[float], work: Path,
         marks = [work / policy / f"started-{vm}" for vm in range(len(flips))]
         (work / policy).mkdir(parents=True)
         procs: dict[int, subprocess.Popen[bytes]] = {}
-        rss_peak, sampled = 0.0, 0.0
-        for vm in sorted(range(len(flips)), key=boots.__getitem__):
-            time.sleep(max(0.0, zero + boots[vm] - time.time()))
-            argv, env = command(sim, vm, work / policy)
-            procs[vm] = subprocess.Popen(
-                [*argv, "touch", str(marks[vm])], env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=(work / policy / f"agent-{vm}.log").open("wb"))
-            if time.time() - sampled >= 1.0:
-                sampled = time.time()
-                rss_peak = max(rss_peak, total_rss_mb(fleet_processes(os.getpid())))
+        unbooted = sorted(range(len(flips)), key=boots.__getitem__, reverse=True)
+        rss_peak = 0.0
         deadline = zero + max(boots) + max(flips) + OVERTIME
-        while any(p.poll() is None for p in procs.values()) and time.time() < deadline:
+        # Boot each VM's agent on time; sample the fleet's memory about once a second.
+        while (unbooted or any(p.poll() is None for p in procs.values())) \
+                and time.time() < deadline:
+            while unbooted and zero + boots[unbooted[-1]] <= time.time():
+                vm = unbooted.pop()
+                argv, env = command(sim, vm, work / policy)
+                procs[vm] = subprocess.Popen(
+                    [*argv, "touch", str(marks[vm])], env=env, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=(work / policy / f"agent-{vm}.log").open("wb"))
             rss_peak = max(rss_peak, total_rss_mb(fleet_processes(os.getpid())))
-            time.sleep(1.0)
+            next_boot = zero + boots[unbooted[-1]] if unbooted else math.inf
+            time.sleep(max(0.0, min(1.0, next_boot - time.time())))
         for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
