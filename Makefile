@@ -82,8 +82,8 @@ $(BENCH_STAMP): $(STAMP) tests/requirements-bench.txt
 	$(BIN)/pip install --quiet -r tests/requirements-bench.txt
 	touch $@
 
-bench-fleet: $(BENCH_STAMP) ## 200 agents vs the seed loop against one throttled simulator (~7 min)
-	$(BIN)/python tests/perf/bench_fleet.py
+bench-fleet: $(BENCH_STAMP) ## Scale-outs at real budget ratios, azwait vs the seed loop: 200 agents, and a model of 1,000 and 5,000 VMs (~15 min)
+	$(BIN)/python -m tests.perf.bench_fleet
 
 clean: ## Remove the venv and build output
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -32,6 +32,7 @@ CLOUDS = {
 }
 BUDGET_HEADERS = (
     "x-ms-ratelimit-remaining-subscription-reads",
+    "x-ms-ratelimit-remaining-subscription-global-reads",
     "x-ms-ratelimit-remaining-resource",
 )
 
@@ -119,6 +120,6 @@ def _classify(err: HttpResponseError, resource_id: str) -> Exception:
         return NotFound(f"ARM has no resource {resource_id}")
     if status in (408, 429) or status >= 500:
         return Transient("retry", f"ARM answered {status}",
-                         parse_retry_after(headers.get("Retry-After")))
+                         parse_retry_after(headers.get("Retry-After")), _budget_headers(headers))
     code = getattr(err.error, "code", None) if err.error is not None else None
     return AzwaitError(f"ARM rejected the read of {resource_id}: {status} {code or ''}".rstrip())

@@ -131,6 +131,8 @@ class Waiter:
     def _wait_for(self, retry_state: tenacity.RetryCallState) -> float:
         again = retry_state.outcome.exception() if retry_state.outcome else None
         delay = again.delay if isinstance(again, _Again) else 0.0
+        self.log.debug("next look", attempt=self.attempt, delay=round(delay, 2),
+                       stretch=round(self.policy.pacer.stretch, 2))
         # Never past the deadline: the next attempt then reports the timeout.
         return max(0.0, min(delay, self._remaining()))
 

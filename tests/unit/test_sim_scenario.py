@@ -57,6 +57,8 @@ def test_empty_scenario_has_working_defaults() -> None:
         ({"events": [{"at": 0, "type": "Explode"}]}, r"events\[0\]\.type"),
         ({"events": [{"at": 0, "type": "Preempt", "resources": []}]}, r"events\[0\]\.resources"),
         ({"throttle": {"compute_vm": {"burst": 0}}}, r"throttle\.compute_vm\.burst"),
+        ({"vms": 2, "scale_sets": 3}, "scale_sets"),
+        ({"kind": "vm", "vms": 2, "scale_sets": 2}, "scale_sets"),
     ],
 )
 def test_bad_scenario_names_the_key(data: dict[str, Any], key: str) -> None:
@@ -153,6 +155,18 @@ def test_scale_set_instances_share_one_system_identity() -> None:
     assert len({vm.system for vm in shared}) == 1
     single = Fleet(Scenario.from_dict({"kind": "vm", "vms": 3}), lambda: 0.0)
     assert len({vm.system for vm in single}) == 3
+
+
+@pytest.mark.parametrize("kind", ["uniform", "flex"])
+def test_scale_sets_split_the_fleet_with_an_identity_each(kind: str) -> None:
+    """scale_sets=4: VM i is in scale set i % 4, whose instances share its identity."""
+    fleet = Fleet(Scenario.from_dict({"kind": kind, "vms": 8, "scale_sets": 4}), lambda: 0.0)
+    assert len({vm.system for vm in fleet}) == 4
+    for vm in fleet:
+        assert vm.system is fleet.vms[vm.index % 4].system
+        assert vm.scale_set_id.endswith(f"/virtualMachineScaleSets/vmss-azwait-{vm.index % 4}")
+    assert len({vm.resource_id for vm in fleet}) == 8
+    assert all(fleet.find(vm.resource_id) is vm for vm in fleet)
 
 
 def test_states_flag() -> None:

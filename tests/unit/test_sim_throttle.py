@@ -102,19 +102,36 @@ def test_principal_bucket_is_per_principal() -> None:
     assert t.request("b", 999).allowed
 
 
-def test_scale_shrinks_subscription_limits_only() -> None:
-    """scale multiplies subscription-wide buckets; per-principal and per-VM stay real."""
-    t, _ = throttle({"scale": 0.01})
-    # ARM subscription: 3750 * 0.01 = 37.5 reads, shared by every principal.
-    for vm in range(37):
-        assert t.request(f"p{vm}", vm).allowed
-    refused = t.request("p-new", 37)
-    assert (refused.allowed, refused.limiter) == (False, "arm_subscription_reads")
+def test_scale_shrinks_every_shared_bucket_and_keeps_their_ratios() -> None:
+    """scale multiplies the principal's, the subscription's and Compute's buckets alike."""
+    t, clock = throttle({"scale": 0.2})
+    # ARM per principal: 250 * 0.2 = 50 reads, then refused by that bucket.
+    for vm in range(50):
+        assert t.request("a", vm).allowed
+    refused = t.request("a", 50)
+    assert (refused.allowed, refused.limiter) == (False, "arm_reads")
+    # Refilled at 25 * 0.2 = 5/s: one token every 0.2 s.
+    clock.advance(0.2)
+    assert t.request("a", 50).allowed
+    # The subscription-wide bucket is 15x the principal's at any scale: 750 here,
+    # refilled at 375 * 0.2 = 75/s; the refused read took nothing.
+    verdict = t.request("b", 2)
+    assert verdict.global_reads == 750 - 52 + round(0.2 * 75)
+    assert verdict.subscription_reads == 49
+
+
+def test_per_vm_bucket_stays_real_at_any_scale() -> None:
+    """Each simulated VM is one VM: its 36-read burst is not scaled."""
+    t, _ = throttle({"scale": 0.01, "arm_reads": {"bucket": 1e6}, "arm_subscription_reads":
+                     {"bucket": 1e6}, "compute_subscription": {"burst": 1e6}})
+    drain(t, 36)
+    assert t.request("p", 0).limiter == "compute_vm"
 
 
 def test_scaled_compute_subscription_refills_at_scaled_rate() -> None:
     """Compute at scale 0.01: 60 burst, then one GET every 3 s (20/min)."""
-    t, clock = throttle({"scale": 0.01, "arm_subscription_reads": {"bucket": 1e6}})
+    t, clock = throttle({"scale": 0.01, "arm_reads": {"bucket": 1e8},
+                         "arm_subscription_reads": {"bucket": 1e8}})
     for vm in range(60):
         assert t.request(f"p{vm}", vm).allowed
     refused = t.request("p-new", 60)
@@ -134,13 +151,16 @@ def test_scale_never_makes_a_bucket_that_cannot_hold_a_token() -> None:
 
 
 def test_headers_report_remaining_budget() -> None:
-    """Headers count down: subscription reads and the 3-/30-minute Compute windows."""
+    """Headers count down: the principal's and the subscription's ARM reads, and
+    Compute's 3- and 30-minute windows, each on its own."""
     t, _ = throttle()
+    t.request("other", 1)
     verdict = t.request("p", 0)
     headers = verdict.headers(t.config)
     assert headers["x-ms-ratelimit-remaining-subscription-reads"] == "249"
+    assert headers["x-ms-ratelimit-remaining-subscription-global-reads"] == "3748"
     assert headers["x-ms-ratelimit-remaining-resource"] == (
-        "Microsoft.Compute/GetVMScaleSetVM3Min;5999,Microsoft.Compute/GetVMScaleSetVM30Min;59999"
+        "Microsoft.Compute/GetVMScaleSetVM3Min;5998,Microsoft.Compute/GetVMScaleSetVM30Min;59998"
     )
 
 

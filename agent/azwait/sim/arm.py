@@ -180,7 +180,7 @@ def _vm_get(world: World, vm: VM, grant: Grant) -> Reply:
             faulted.delay = fault.delay
             return faulted
         state = world.fleet.state(vm)
-        reply = json_reply(200, vm_resource(sc, vm, state, world.fleet.scale_set_id))
+        reply = json_reply(200, vm_resource(sc, vm, state, vm.scale_set_id))
         reply.delay = 0.0 if fault is None else fault.delay
     reply.headers.update(headers)
     return reply

@@ -22,6 +22,7 @@ class VM:
     timeline: list[tuple[str, float]]
     deleted_at: float | None
     system: Principal | None
+    scale_set_id: str = ""
     zero: float | None = None  # monotonic time of this VM's clock zero
 
     def state_at(self, t: float) -> str:
@@ -55,18 +56,21 @@ class Fleet:
         self._lock = threading.Lock()
         rng = seeded(scenario.seed, "fleet")
         group = f"/subscriptions/{scenario.subscription}/resourceGroups/{scenario.resource_group}"
-        self.scale_set_id = (
-            f"{group}/providers/Microsoft.Compute/virtualMachineScaleSets/{scenario.name}"
-        )
+        sets = scenario.scale_sets
+        self.scale_set_names = [scenario.name] if sets == 1 else [
+            f"{scenario.name}-{n}" for n in range(sets)]
+        self.scale_set_ids = [f"{group}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}"
+                              for name in self.scale_set_names]
         # A scale set's system identity is one principal shared by all its instances.
-        shared = new_principal("system", rng) if scenario.kind != "vm" else None
+        shared = [new_principal("system", rng) for _ in range(sets)] \
+            if scenario.kind != "vm" else None
         self.vms: list[VM] = []
         used: set[str] = set()
         for index in range(scenario.vms):
             name, computer, resource_id = self._naming(index, group, rng, used)
             system = None
             if scenario.identity.system:
-                system = shared or new_principal("system", rng)
+                system = shared[index % sets] if shared else new_principal("system", rng)
             self.vms.append(
                 VM(
                     index=index,
@@ -77,6 +81,7 @@ class Fleet:
                     timeline=list(scenario.timeline(index)),
                     deleted_at=scenario.deleted_after.get(index),
                     system=system,
+                    scale_set_id=self.scale_set_ids[index % sets],
                 )
             )
         self._by_id = {vm.resource_id.lower(): vm for vm in self.vms}
@@ -85,18 +90,19 @@ class Fleet:
         self, index: int, group: str, rng: random.Random, used: set[str]
     ) -> tuple[str, str, str]:
         sc = self.scenario
+        set_name = self.scale_set_names[index % len(self.scale_set_names)]
         if sc.kind == "uniform":
             return (
-                f"{sc.name}_{index}",
-                f"{sc.name[:9]}{_base36(index)}",
-                f"{self.scale_set_id}/virtualMachines/{index}",
+                f"{set_name}_{index}",
+                f"{set_name[:9]}{_base36(index)}",
+                f"{self.scale_set_ids[index % len(self.scale_set_ids)]}/virtualMachines/{index}",
             )
         if sc.kind == "flex":
-            name = f"{sc.name}_{rng.getrandbits(32):08x}"
+            name = f"{set_name}_{rng.getrandbits(32):08x}"
             while name in used:
-                name = f"{sc.name}_{rng.getrandbits(32):08x}"
+                name = f"{set_name}_{rng.getrandbits(32):08x}"
             used.add(name)
-            computer = f"{sc.name[:9]}{name[-6:].upper()}"
+            computer = f"{set_name[:9]}{name[-6:].upper()}"
         else:
             name = computer = sc.name if sc.vms == 1 else f"{sc.name}-{index}"
         return name, computer, f"{group}/providers/Microsoft.Compute/virtualMachines/{name}"

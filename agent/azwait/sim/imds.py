@@ -134,7 +134,7 @@ def _instance(world: World, vm: VM, path: str, request: Request) -> Reply:
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "text"):
         return _error(400, "Bad request. Invalid format specified: must be json or text")
-    node: Any = instance_document(world.scenario, vm, world.fleet.scale_set_id)
+    node: Any = instance_document(world.scenario, vm, vm.scale_set_id)
     for part in [p for p in path[len("/metadata/instance") :].split("/") if p]:
         if isinstance(node, dict) and part in node:
             node = node[part]

@@ -55,6 +55,7 @@ _KEYS = (
     "vm_size",
     "kind",
     "vms",
+    "scale_sets",
     "states",
     "vm_states",
     "flip_spread",
@@ -98,6 +99,7 @@ class Scenario:
     vm_size: str = "Standard_D2s_v5"
     kind: str = "uniform"
     vms: int = 1
+    scale_sets: int = 1  # VM i belongs to scale set i % scale_sets, each with its own identity
     states: Timeline = (("Creating", 0.0), ("Succeeded", 15.0))
     vm_states: Mapping[int, Timeline] = field(default_factory=dict)
     seed: int | None = None
@@ -156,6 +158,7 @@ class Scenario:
             vm_size=spec.text(data.get("vm_size", cls.vm_size), "vm_size"),
             kind=kind,
             vms=vms,
+            scale_sets=_scale_sets(data.get("scale_sets", 1), kind, vms),
             states=states,
             vm_states=_vm_states(data, vms, rng),
             seed=seed,
@@ -170,6 +173,13 @@ class Scenario:
             throttle=parse_throttle(data.get("throttle"), "throttle", kind),
             events=parse_events(data.get("events"), "events", vms),
         )
+
+
+def _scale_sets(value: Any, kind: str, vms: int) -> int:
+    sets = spec.integer(value, "scale_sets", minimum=1, maximum=vms)
+    if sets > 1 and kind == "vm":
+        raise spec.fail("scale_sets", "single VMs (kind vm) are in no scale set")
+    return sets
 
 
 def _vm_states(data: ScenarioData, vms: int, rng: random.Random) -> dict[int, Timeline]:

@@ -82,6 +82,9 @@ def log_entry(world: World, request: Request, reply: Reply) -> dict[str, Any]:
         "proxy_headers": request.header("X-Forwarded-For") is not None
         or request.header("Via") is not None,
         "event_id": reply.event_id,
+        # What the answer told the client of each read budget (ARM and Compute counters).
+        "budget": {name: value for name, value in reply.headers.items()
+                   if name.startswith("x-ms-ratelimit-remaining-")},
     }
 
 

@@ -1,10 +1,17 @@
-"""ARM and Compute read limits on VM GETs, as token buckets.
+"""ARM and Compute read limits on VM GETs, as token buckets, at real ratios.
 
-Numbers are the documented ones (azure-facts.md): ARM 250 reads, refill 25/s per
-principal and 15x that per subscription; Compute GET scale-set VM 2,000/min
-(burst 6,000) per subscription and 12/min (burst 36) per VM. ``scale`` shrinks the
-subscription-wide limits so a fleet of N simulated VMs feels what a fleet of
-1,000 would.
+Numbers are the documented ones (azure-facts.md): ARM 250 reads refilled at 25/s
+per principal, and 15x that (3,750 at 375/s) per subscription across principals
+(learn.microsoft.com azure-resource-manager request-limits-and-throttling);
+Compute GET scale-set VM 2,000/min with a burst of 6,000 per subscription, and
+12/min with a burst of 36 per VM (learn.microsoft.com virtual-machines
+compute-throttling-limits). Compute reports two policies, a 3-minute one (the
+burst) and a 30-minute one, both refilled at the per-minute rate.
+
+``scale`` stands a fleet of N simulated VMs in for one of N/scale: every bucket the
+fleet shares (per principal, per subscription, Compute's) shrinks by it, so all keep
+their real ratios to each other and to the per-VM limit, which stays real because
+each simulated VM is one VM. The counters report what the scaled buckets hold.
 """
 
 from __future__ import annotations
@@ -150,7 +157,8 @@ class Verdict:
     allowed: bool
     retry_after: int | None
     limiter: str | None
-    subscription_reads: int
+    subscription_reads: int  # this principal's bucket
+    global_reads: int  # the subscription's, across principals
     compute_short: int
     compute_long: int
 
@@ -158,6 +166,7 @@ class Verdict:
         short, long = config.policies
         return {
             "x-ms-ratelimit-remaining-subscription-reads": str(self.subscription_reads),
+            "x-ms-ratelimit-remaining-subscription-global-reads": str(self.global_reads),
             "x-ms-ratelimit-remaining-resource": (
                 f"{short};{self.compute_short},{long};{self.compute_long}"
             ),
@@ -175,6 +184,7 @@ class Throttle:
         self._vm: dict[int, TokenBucket] = {}
         now = clock()
         scale = config.scale
+        self._principal_rate = config.arm_reads.scaled(scale)
         self._arm_subscription = self._bucket(config.arm_subscription_reads.scaled(scale), now)
         self._compute_subscription = self._bucket(config.compute_subscription.scaled(scale), now)
         # Compute also reports a 30-minute window refilled at the per-minute rate.
@@ -189,7 +199,7 @@ class Throttle:
         with self._lock:
             now = self._clock()
             if principal not in self._principal:
-                self._principal[principal] = self._bucket(self.config.arm_reads, now)
+                self._principal[principal] = self._bucket(self._principal_rate, now)
             if vm not in self._vm:
                 self._vm[vm] = self._bucket(self.config.compute_vm, now)
             buckets = {
@@ -212,9 +222,8 @@ class Throttle:
                 allowed=allowed,
                 retry_after=retry_after,
                 limiter=None if allowed else limiter,
-                subscription_reads=math.floor(
-                    min(buckets["arm_reads"].level(now), self._arm_subscription.level(now))
-                ),
+                subscription_reads=math.floor(buckets["arm_reads"].level(now)),
+                global_reads=math.floor(self._arm_subscription.level(now)),
                 compute_short=math.floor(self._compute_subscription.level(now)),
                 compute_long=math.floor(self._compute_long.level(now)),
             )
