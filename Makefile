@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test unit integration lint bench bench-agent bench-fleet clean packer-check deb deb-test e2e
+.PHONY: help venv demo test unit integration lint bench bench-agent bench-fleet clean packer-check deb deb-test e2e cloudinit-fixtures matrix
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -23,17 +23,32 @@ venv: $(STAMP) ## Create .venv with azwait and the pinned dependencies
 demo: $(STAMP) ## Watch azwait hold a worker until the simulated VM turns Succeeded
 	tests/demo.sh $(BIN)
 
-test: lint unit integration packer-check deb-test e2e ## The test command: everything below
+test: lint unit integration matrix packer-check deb-test e2e ## The test command: everything below
 
-unit: $(STAMP) ## Unit tests (pure logic)
+CLOUDINIT_FIXTURES := build/cloud-init/bookworm/complete build/cloud-init/trixie/complete
+
+$(CLOUDINIT_FIXTURES): tests/cloudinit/fixtures.sh
+	@$(call apt_ensure,dpkg-dev debian-archive-keyring)
+	tests/cloudinit/fixtures.sh
+
+cloudinit-fixtures: $(CLOUDINIT_FIXTURES) ## Debian's cloud-init 22.4 and 25.1 sources, cloud.cfg rendered per variant
+
+unit: $(STAMP) $(CLOUDINIT_FIXTURES) ## Unit tests (pure logic; cloud-init registration against cloud-init's own code)
 	$(BIN)/python -m pytest -q tests/unit
 
 integration: $(STAMP) ## The real azwait executable against azwait sim on loopback
 	$(BIN)/python -m pytest -q tests/integration
 
+# Every Python the images ship: 3.9 (RHEL 9), 3.10 (Ubuntu 22.04), 3.11 (Debian 12),
+# 3.12 (Ubuntu 24.04), 3.13 (Debian 13). 3.11 is the main venv's (unit, integration).
+MATRIX := 3.9 3.10 3.12 3.13
+
+matrix: ## Unit and integration tests on every other supported Python (pyenv's or python3.X)
+	tests/matrix.sh $(MATRIX)
+
 lint: $(STAMP) ## ruff and mypy
-	$(BIN)/ruff check agent tests
-	$(BIN)/mypy --config-file agent/pyproject.toml agent/azwait
+	$(BIN)/ruff check agent tests cloud-init
+	$(BIN)/mypy --config-file agent/pyproject.toml agent/azwait cloud-init/register.py
 
 packer-check: ## Validate the Packer template offline (installs packer and shellcheck if missing)
 	tests/packer/check.sh
@@ -62,12 +77,12 @@ deb: ## Build build/azwait_<version>_all.deb (as root on Debian 12; installs the
 	@echo "built $(DEB): Installed-Size $$(dpkg-deb -f $(DEB) Installed-Size) KiB" \
 	    "($$(dpkg-deb -c $(DEB) | awk '{s += $$3} END {printf "%d", s / 1024}') KiB of files; byte-compiled at install)"
 
-deb-test: deb ## Install the .deb with no network into fresh Debian 12 and 13 roots and check it (root)
+deb-test: deb $(CLOUDINIT_FIXTURES) ## Install the .deb with no network into fresh Debian 12 and 13 roots and check it (root)
 	tests/deb/test_deb.sh $(DEB)
 
 E2E_TOOLS := mmdebstrap systemd-container iproute2 util-linux
 
-e2e: $(STAMP) deb ## Boot Debian 12 and 13 with the .deb under systemd-nspawn (root)
+e2e: $(STAMP) deb $(CLOUDINIT_FIXTURES) ## Boot Debian 12 and 13 with the .deb under systemd-nspawn (root)
 	@$(call apt_ensure,$(E2E_TOOLS))
 	AZWAIT_DEB=$(DEB) $(BIN)/python -m pytest -q -s tests/e2e
 

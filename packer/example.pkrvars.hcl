@@ -5,10 +5,14 @@
 # PKR_VAR_tenant_id in the environment.
 use_azure_cli_auth = true
 
-deb_path       = "build/azwait_0.1.0_amd64.deb"
+deb_path       = "build/azwait_0.2.0_all.deb"
 ubuntu_version = "24.04"
-location       = "westeurope"
-vm_size        = "Standard_D2s_v5"
+# Or Azure's Ubuntu HPC image (InfiniBand, MPI, NVIDIA driver and CUDA preinstalled):
+# image_publisher = "microsoft-dsvm"
+# image_offer     = "ubuntu-hpc"
+# image_sku       = "2404"
+location = "westeurope"
+vm_size  = "Standard_D2s_v5"
 
 # A managed image ...
 managed_image_name                = "azwait-ubuntu-2404"
@@ -19,7 +23,7 @@ managed_image_resource_group_name = "rg-images"
 gallery_name                = "galimages"
 gallery_resource_group      = "rg-images"
 gallery_image_name          = "azwait-ubuntu"
-gallery_image_version       = "0.1.0"
+gallery_image_version       = "0.2.0"
 gallery_replication_regions = ["westeurope", "northeurope"]
 
 tags = {

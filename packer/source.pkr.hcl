@@ -1,4 +1,4 @@
-# The build VM: a Canonical Ubuntu LTS marketplace image, captured as a
+# The build VM: a marketplace image (Canonical's Ubuntu LTS by default), captured as a
 # managed image and/or a gallery image version after the build steps.
 #
 # Only arguments known both to the current azure plugin (>= 2.0.0) and to the
@@ -12,12 +12,12 @@ source "azure-arm" "azwait" {
   subscription_id    = var.subscription_id
   tenant_id          = var.tenant_id
 
-  # Base image.
+  # Base image: Canonical's Ubuntu LTS, or the marketplace image named by image_*.
   os_type         = "Linux"
-  image_publisher = "Canonical"
-  image_offer     = local.ubuntu_image.offer
-  image_sku       = local.ubuntu_image.sku
-  image_version   = var.source_image_version
+  image_publisher = local.base_image.publisher
+  image_offer     = local.base_image.offer
+  image_sku       = local.base_image.sku
+  image_version   = var.image_version
 
   # Build VM: a temporary resource group in `location`, or an existing one.
   location                  = var.build_resource_group_name == "" ? var.location : null

@@ -61,10 +61,14 @@ variable "vm_size" {
   description = "Size of the build VM (must support Hyper-V generation 2)."
 }
 
+// The base image. By default Canonical's Ubuntu LTS of ubuntu_version. Any other
+// marketplace image by publisher, offer and sku (all three, or none), for example
+// Azure's Ubuntu HPC images: microsoft-dsvm / ubuntu-hpc / 2204 or 2404 (see the
+// README, "Images").
 variable "ubuntu_version" {
   type        = string
   default     = "24.04"
-  description = "Ubuntu LTS release of the base image: 22.04 or 24.04."
+  description = "Ubuntu LTS release of the default base image: 22.04 or 24.04 (ignored when image_publisher is set)."
 
   validation {
     condition     = var.ubuntu_version == "22.04" || var.ubuntu_version == "24.04"
@@ -72,10 +76,28 @@ variable "ubuntu_version" {
   }
 }
 
-variable "source_image_version" {
+variable "image_publisher" {
+  type        = string
+  default     = ""
+  description = "Marketplace publisher of the base image, e.g. microsoft-dsvm; empty: Canonical's Ubuntu LTS of ubuntu_version."
+}
+
+variable "image_offer" {
+  type        = string
+  default     = ""
+  description = "Marketplace offer of the base image, e.g. ubuntu-hpc (with image_publisher)."
+}
+
+variable "image_sku" {
+  type        = string
+  default     = ""
+  description = "Marketplace SKU of the base image, e.g. 2404 (with image_publisher)."
+}
+
+variable "image_version" {
   type        = string
   default     = "latest"
-  description = "Version of the Canonical marketplace image to start from."
+  description = "Version of the base image: latest, or a pinned one such as 24.04.2026052601."
 }
 
 variable "tags" {
@@ -162,7 +184,18 @@ locals {
     "22.04" = { offer = "0001-com-ubuntu-server-jammy", sku = "22_04-lts-gen2" }
     "24.04" = { offer = "ubuntu-24_04-lts", sku = "server" }
   }
-  ubuntu_image = local.ubuntu_images[var.ubuntu_version]
+  # The base image: Canonical's by default, else exactly the one named by image_*
+  # (a part left empty is refused by the builder, never filled from Canonical's).
+  custom_image = var.image_publisher != "" || var.image_offer != "" || var.image_sku != ""
+  base_image = local.custom_image ? {
+    publisher = var.image_publisher
+    offer     = var.image_offer
+    sku       = var.image_sku
+    } : {
+    publisher = "Canonical"
+    offer     = local.ubuntu_images[var.ubuntu_version].offer
+    sku       = local.ubuntu_images[var.ubuntu_version].sku
+  }
 
   # Where the file provisioner puts the package on the build VM.
   remote_deb = "/tmp/${basename(var.deb_path)}"
@@ -172,7 +205,7 @@ locals {
   execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh '{{ .Path }}'"
 
   azure_tags = merge({
-    "image"          = "azwait"
-    "ubuntu-version" = var.ubuntu_version
+    "image"      = "azwait"
+    "base-image" = "${local.base_image.publisher}:${local.base_image.offer}:${local.base_image.sku}:${var.image_version}"
   }, var.tags)
 }

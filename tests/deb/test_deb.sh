@@ -80,16 +80,17 @@ need_tools() {
     fi
 }
 
-# rootfs SUITE -> path of the cached tarball (built on first use)
+# rootfs SUITE [PACKAGES [MMDEBSTRAP-OPTION...]] -> path of the cached tarball (built on first use)
 rootfs() {
-    local suite=$1 key tar
-    key=$(printf '%s\n' "$suite" "$VARIANT" "$INCLUDE" "$MIRROR" | sha256sum | cut -c1-12)
+    local suite=$1 include=${2:-$INCLUDE} key tar
+    shift $(($# < 2 ? $# : 2))
+    key=$(printf '%s\n' "$suite" "$VARIANT" "$include" "$MIRROR" "$@" | sha256sum | cut -c1-12)
     tar=$TOP/build/rootfs/$suite-$VARIANT-$key.tar
     if [ ! -f "$tar" ] || [ ! -s "$tar" ]; then
         rm -rf "$tar" "$tar.part"
         mkdir -p "$TOP/build/rootfs"
         echo "      building the $suite root filesystem (mmdebstrap, once; cached in build/rootfs/)" >&2
-        if ! mmdebstrap --quiet --format=tar --variant="$VARIANT" --include="$INCLUDE" \
+        if ! mmdebstrap --quiet --format=tar --variant="$VARIANT" --include="$include" "$@" \
             "$suite" "$tar.part" "$MIRROR" >"$WORK/mmdebstrap-$suite.log" 2>&1; then
             tail -n 20 "$WORK/mmdebstrap-$suite.log" >&2
             rm -f "$tar.part"
@@ -157,10 +158,8 @@ for f in cloud-init/per-boot/*; do
     [ -f "$f" ] && expected+=("/usr/share/azwait/cloud-init/per-boot/${f##*/}")
 done
 [ -f cloud-init/cc_azwait.py ] &&
-    expected+=(/usr/lib/python3/dist-packages/cloudinit/config/cc_azwait.py)
-for f in cloud-init/*.cfg; do
-    [ -f "$f" ] && expected+=("/etc/cloud/cloud.cfg.d/${f##*/}")
-done
+    expected+=(/usr/lib/python3/dist-packages/cloudinit/config/cc_azwait.py
+        /usr/lib/azwait/cloud-init-register)
 missing=()
 for f in "${expected[@]}"; do grep -qxF "$f" "$WORK/contents" || missing+=("$f"); done
 check "dpkg -c lists the launcher, units, conffile, man page, cloud-init pieces (${#expected[@]} files)" \
@@ -173,7 +172,11 @@ check "vendor dir bundles nothing the distribution provides (requests, urllib3, 
 check "no .pyc shipped (compiled by py3compile at install)" \
     test -z "$(grep -E '\.pyc$|__pycache__' "$WORK/contents")"
 
-check "conffiles: /etc/default/azwait" grep -qxF /etc/default/azwait "$WORK/control/conffiles"
+check "conffiles: /etc/default/azwait, and nothing in /etc/cloud (the module list is generated)" \
+    sh -c "grep -qxF /etc/default/azwait '$WORK/control/conffiles' && ! grep -q '^/etc/cloud' '$WORK/control/conffiles'"
+check "triggers: interest in /etc/cloud/cloud.cfg and /etc/cloud/cloud.cfg.d" \
+    sh -c "grep -qx 'interest-noawait /etc/cloud/cloud.cfg' '$WORK/control/triggers' &&
+           grep -qx 'interest-noawait /etc/cloud/cloud.cfg.d' '$WORK/control/triggers'"
 keys=(TIMEOUT INTERVAL CLIENT_ID OBJECT_ID MSI_RES_ID IDENTITY_GRACE RBAC_GRACE IMDS_GRACE
     ON_FAILED STATE_DIR LOG_FORMAT LOG_LEVEL IMDS_ENDPOINT ARM_ENDPOINT WORKER
     DRAIN_COMMAND DRAIN_TIMEOUT DRAIN_EVENTS)
@@ -325,6 +328,83 @@ for m in (jwt, azure.identity, structlog):
     check "$SUITE: apt-get purge azwait" offline apt-get purge -y -o Dpkg::Use-Pty=0 azwait
     check "$SUITE: purge removed /var/lib/azwait, /etc/default/azwait and /usr/lib/azwait" \
         sh -c "! test -e '$ROOT/var/lib/azwait' && ! test -e '$ROOT/etc/default/azwait' && ! test -e '$ROOT/usr/lib/azwait'"
+    cleanup
+    rm -rf --one-file-system "$ROOT"
+done
+
+# --- cloud-init registration, with the distribution's real cloud-init ---------
+
+# cloud-init's effective final-stage list, read by the root's own cloud-init.
+final_modules() {
+    in_root /usr/bin/python3 -I -c '
+import json
+from cloudinit import util
+print(json.dumps(util.read_conf_with_confd("/etc/cloud/cloud.cfg").get("cloud_final_modules")))'
+}
+# plus_azwait LIST-JSON -> the list with azwait right after scripts_user
+plus_azwait() {
+    python3 -c '
+import json, sys
+mods = json.loads(sys.argv[1])
+name = lambda e: (e[0] if isinstance(e, list) else e).replace("-", "_")
+at = max(i for i, e in enumerate(mods) if name(e) == "scripts_user") + 1
+print(json.dumps(mods[:at] + ["azwait"] + mods[at:]))' "$1"
+}
+DROP_IN=/etc/cloud/cloud.cfg.d/99_zz_azwait_final_modules.cfg
+
+for SUITE in $SUITES; do
+    echo "--- $SUITE, with cloud-init"
+    UBUNTU_CFG=$TOP/build/cloud-init/$SUITE/rendered/ubuntu.cfg
+    # The apt cache is kept: its cloud-init .deb is reinstalled below, as an upgrade would.
+    if ! TAR=$(rootfs "$SUITE" "$INCLUDE,cloud-init" --skip=cleanup/apt/cache); then
+        fail "$SUITE: mmdebstrap root filesystem with cloud-init"
+        continue
+    fi
+    if [ ! -f "$UBUNTU_CFG" ]; then
+        fail "$SUITE: $UBUNTU_CFG exists (tests/cloudinit/fixtures.sh)"
+        continue
+    fi
+    ROOT=$WORK/root-$SUITE-cloud-init
+    mkdir -p "$ROOT"
+    tar -C "$ROOT" -xf "$TAR"
+    mount -t proc proc "$ROOT/proc" && MOUNTS+=("$ROOT/proc")
+    cp "$DEB" "$ROOT/tmp/azwait.deb"
+    note "cloud-init $(in_root dpkg-query -W -f='${Version}' cloud-init)"
+
+    distro=$(final_modules)
+    cfg_sum=$(sha256sum <"$ROOT/etc/cloud/cloud.cfg")
+    check "$SUITE: apt-get install ./azwait.deb with no network, cloud-init installed" \
+        offline apt-get install -y -o Dpkg::Use-Pty=0 --no-install-recommends /tmp/azwait.deb
+    check "$SUITE: the effective final list is the distribution's own with azwait after scripts_user" \
+        test "$(final_modules)" = "$(plus_azwait "$distro")"
+    note "distribution's list: $distro"
+    check "$SUITE: cloud-init-register --check agrees" \
+        in_root /usr/bin/python3 -I /usr/lib/azwait/cloud-init-register --check
+    check "$SUITE: /etc/cloud/cloud.cfg untouched" \
+        test "$(sha256sum <"$ROOT/etc/cloud/cloud.cfg")" = "$cfg_sum"
+
+    # An upgrade of cloud-init that brings another cloud.cfg (here the ubuntu
+    # variant's, kept with --force-confold as an admin's would be): dpkg fires the
+    # trigger, and the list is rebuilt from the new one.
+    cp "$UBUNTU_CFG" "$ROOT/etc/cloud/cloud.cfg"
+    ubuntu=$(in_root /usr/bin/python3 -I -c '
+import json
+from cloudinit import util
+print(json.dumps(util.read_conf("/etc/cloud/cloud.cfg").get("cloud_final_modules")))')
+    offline sh -c 'dpkg -i --force-confold /var/cache/apt/archives/cloud-init_*.deb' \
+        >"$WORK/trigger-$SUITE" 2>&1
+    rc=$?
+    check "$SUITE: reinstalling cloud-init (dpkg -i, no network) fires azwait's trigger" \
+        sh -c "test $rc = 0 && grep -q 'Processing triggers for azwait' '$WORK/trigger-$SUITE'"
+    grep -E 'Processing triggers|cloud-init-register' "$WORK/trigger-$SUITE" | sed 's/^/      dpkg | /'
+    check "$SUITE: after the upgrade the list is the ubuntu variant's own with azwait" \
+        test "$(final_modules)" = "$(plus_azwait "$ubuntu")"
+    check "$SUITE: ... ubuntu_drivers and ansible included" \
+        sh -c "grep -Eq 'ubuntu.drivers' '$ROOT$DROP_IN' && grep -q '\"ansible\"' '$ROOT$DROP_IN'"
+    offline apt-get remove -y -o Dpkg::Use-Pty=0 azwait >"$LOG" 2>&1
+    check "$SUITE: apt-get remove azwait takes its list away" test ! -e "$ROOT$DROP_IN"
+    check "$SUITE: ... and cloud-init reads exactly cloud.cfg's list again" \
+        test "$(final_modules)" = "$ubuntu"
     cleanup
     rm -rf --one-file-system "$ROOT"
 done

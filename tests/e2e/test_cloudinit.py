@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 
 import pytest
 
-from .machine import TOKEN_PREFIX, TOP, Azure, Machine, fresh_root, seed
+from .machine import TOKEN_PREFIX, TOP, Azure, Machine, deb_path, fresh_root, run, seed
 
 EXAMPLES = TOP / "cloud-init" / "examples"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="real boots need root")
@@ -103,3 +105,34 @@ def test_bad_section_warns_and_keeps_config(suite: str, netns: str) -> None:
                     "no hand-off", 5)
         assert vm.workers() == []
         assert azure.requests() == []
+
+
+def test_ubuntu_variant_keeps_every_final_module(netns: str) -> None:
+    """Debian 13 whose /etc/cloud/cloud.cfg is cloud-init 25.1's ubuntu-variant rendering,
+    with the .deb installed after it: the final stage still considers ubuntu_drivers and
+    ansible (which skip on Debian: no config for them) and runs azwait, and cloud-init
+    ends done."""
+    rendered = TOP / "build/cloud-init/trixie/rendered/ubuntu.cfg"
+    assert rendered.exists(), "run tests/cloudinit/fixtures.sh (make e2e does)"
+    root = fresh_root("trixie", "trixie-ci-ubuntu")
+    shutil.copy(rendered, root / "etc/cloud/cloud.cfg")
+    shutil.copy(deb_path(), root / "var/tmp/azwait.deb")
+    run("systemd-nspawn", "-q", "-D", str(root), "--private-network", "--register=no",
+        "--keep-unit", "--setenv=DEBIAN_FRONTEND=noninteractive",
+        "dpkg", "-i", "/var/tmp/azwait.deb")
+    seed(root, MODULE_SECTION.format(interval="2s"))
+    # The variant's default user (groups lxd, netdev) and Ubuntu apt mirrors do not fit
+    # a Debian root: leave both alone, as the final stage is what is under test.
+    (root / "etc/cloud/cloud.cfg.d/06_e2e_ubuntu.cfg").write_text(
+        "users: []\napt: {preserve_sources_list: true}\n")
+    with Azure(netns, {"states": [["Creating", 0], ["Succeeded", 10]]}) as azure, \
+            Machine(root, azure, "trixie-ci-ubuntu", bound=150) as vm:
+        vm.wait_for(lambda: vm.workers(), "the worker", 90)
+        finished_done(vm)
+        log = vm.sh("cat /var/log/cloud-init.log")
+    final = log[log.index("running 'modules:final'"):]
+    skipped = [name for line in final.splitlines()
+               for name in re.findall(r"Skipping modules '([^']*)' because", line)
+               for name in name.split(",")]
+    assert {"ubuntu_drivers", "ansible"} <= set(skipped), final[:3000]
+    assert "Running module azwait (" in final

@@ -106,6 +106,13 @@ run "packer validate: managed image + gallery version, Ubuntu 22.04, service pri
     -var gallery_name=gal -var gallery_resource_group=rg-gallery -var gallery_image_version=1.2.3 \
     -var 'gallery_replication_regions=["westeurope","northeurope"]' -var enable_events_service=true \
     -var 'tags={"team":"hpc"}'
+run "packer validate: Azure's Ubuntu HPC image (microsoft-dsvm:ubuntu-hpc:2404), pinned version" \
+    validate -var location=westeurope -var managed_image_name=azwait-hpc \
+    -var managed_image_resource_group_name=rg-images -var image_publisher=microsoft-dsvm \
+    -var image_offer=ubuntu-hpc -var image_sku=2404 -var image_version=24.04.2026052601
+run_fails "packer validate rejects a base image named by publisher alone" "An image_offer must be specified" \
+    validate -var location=westeurope -var managed_image_name=x -var managed_image_resource_group_name=rg \
+    -var image_publisher=microsoft-dsvm
 if [ -e "$pk/example.pkrvars.hcl" ]; then
     run "packer validate: packer/example.pkrvars.hcl" \
         validate -var-file="$pk/example.pkrvars.hcl" -var "deb_path=$deb"
