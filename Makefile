@@ -101,4 +101,4 @@ bench-fleet: $(BENCH_STAMP) ## Scale-outs at real budget ratios, azwait vs the s
 	$(BIN)/python -m tests.perf.bench_fleet
 
 clean: ## Remove the venv and build output
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-* build .pytest_cache .mypy_cache .ruff_cache
