@@ -17,7 +17,8 @@ cloud.cfg itself.
 
 Usage: cloud-init-register [--root DIR] [--remove] [--check]
 Exit status: 0 done (or nothing to do: no cloud-init); 1 --check found the
-effective list without azwait exactly once after scripts_user; 2 bad usage.
+effective list without azwait exactly once after scripts_user, or cloud.cfg
+could not be read; 2 bad usage.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class Config:
             util = None
         self._util = util
 
-    def _read(self, path: str) -> dict[str, Any]:
+    def read(self, path: str) -> dict[str, Any]:
         if self._util is not None:
             data = self._util.read_conf(path)
         else:
@@ -101,13 +102,13 @@ class Config:
 
     def final_modules(self, exclude: Optional[str] = None) -> Optional[list[Any]]:
         """The effective cloud_final_modules, leaving out the file named ``exclude``."""
-        base = self._read(self.cloud_cfg)
+        base = self.read(self.cloud_cfg)
         confd = self.conf_d(base)
         try:
             names = sorted(os.listdir(confd), reverse=True)  # greatest name first: it wins
         except OSError:
             names = []
-        configs = [self._read(os.path.join(confd, name)) for name in names
+        configs = [self.read(os.path.join(confd, name)) for name in names
                    if name.endswith(".cfg") and name != exclude
                    and os.path.isfile(os.path.join(confd, name))]
         modules = self._merge([*configs, base]).get("cloud_final_modules")
@@ -159,14 +160,20 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="exit 1 unless the effective list has azwait once after scripts_user")
     args = parser.parse_args(argv)
     config = Config(args.root)
-    drop_in = os.path.join(config.conf_d(config._read(config.cloud_cfg)), DROP_IN)
-    if args.check:
-        return 0 if registered(config.final_modules()) else 1
     if args.remove or not os.path.isfile(config.cloud_cfg):
         # No cloud-init (or removed): a drop-in naming cc_azwait would only confuse it.
+        drop_in = os.path.join(config.conf_d({}), DROP_IN)
         if os.path.exists(drop_in):
             os.unlink(drop_in)
-        return 0
+        return 0 if not args.check else 1
+    try:
+        drop_in = os.path.join(config.conf_d(config.read(config.cloud_cfg)), DROP_IN)
+    except ImportError:
+        print("cloud-init-register: neither cloudinit nor PyYAML can be imported: cannot "
+              "read /etc/cloud/cloud.cfg", file=sys.stderr)
+        return 1
+    if args.check:
+        return 0 if registered(config.final_modules()) else 1
     theirs = config.final_modules(exclude=DROP_IN)
     if theirs is None:
         print("cloud-init-register: no cloud_final_modules in cloud.cfg or cloud.cfg.d: "

@@ -39,7 +39,8 @@ A duty cycle shared through the wall clock makes them tell:
   fleet settles at TARGET of the tightest refill, and no look jumps far, since
   an agent corrects only at its next look. While the fleet grows, the same
   steps let every agent's interval grow with it.
-- A 429 hides how far over the fleet is: one STEP up.
+- A 429 hides how far over the fleet is: one STEP up. Without counters at all
+  (a proxy that strips them), a 429 doubles the plain interval, as ever.
 
 The wall clock only places reads within the cycle: a step of the clock moves a
 read by less than one cycle and never touches a deadline or a grace, which the
@@ -146,9 +147,8 @@ class Pacer:
                 usage = u if usage is None else max(usage, u)
         if drained and not self.fleet:
             self.fleet = True
-            self.stretch = max(self.stretch, JOIN)
-            usage = None  # the join is this look's step
-        if refused:
+            factor = max(1.0, JOIN / self.stretch)  # joining is this look's step
+        elif refused:
             factor = STEP
         elif usage is None or not self.fleet:
             factor = 1.0
@@ -183,7 +183,7 @@ class Pacer:
                     and other.window > bucket.window), default=0.0)
 
     def throttled(self) -> None:
-        """A 429 with no counters to read: the demand is hidden, so step up."""
+        """A 429 with no counters to read (a proxy stripped them): no duty cycle can be
+        read either, so the plain interval doubles, as before any counter was read."""
         self.previous = self.stretch
-        self.fleet = True
-        self.stretch = min(self.max_stretch, max(JOIN, self.stretch * STEP))
+        self.stretch = min(self.max_stretch, self.stretch * 2.0)

@@ -181,12 +181,21 @@ def test_compute_counters_give_the_rate_in_the_same_units() -> None:
     assert pacer.stretch == pytest.approx(JOIN * 0.4 * (1 + 67 / 66.67) / 2 / TARGET, rel=0.02)
 
 
-def test_a_429_steps_up_and_joins_the_fleet() -> None:
-    """A refused read hides how far over the fleet is: one STEP, and the duty cycle."""
+def test_a_429_steps_up_in_a_fleet_and_joins_one_otherwise() -> None:
+    """A refused read hides how far over the fleet is: one STEP in a fleet; a first 429
+    is evidence of one: the join, no more."""
     wall = Wall()
     pacer = joined(wall)
     pacer.observe(answer(principal=0, glob=3700), 2.0, refused=True)
     assert pacer.stretch == JOIN * STEP
-    bare = Pacer(5.0, wall=wall)
-    bare.throttled()
-    assert bare.fleet and bare.stretch == JOIN
+    alone = Pacer(5.0, wall=wall)
+    alone.observe(answer(principal=0, glob=3700), 0.0, refused=True)
+    assert alone.fleet and alone.stretch == JOIN
+
+
+def test_a_429_without_counters_doubles_the_plain_interval() -> None:
+    """Nothing to read: no duty cycle, today's doubling (the policy adds Retry-After)."""
+    pacer = Pacer(5.0)
+    pacer.throttled()
+    pacer.throttled()
+    assert pacer.stretch == 4.0 and not pacer.fleet
