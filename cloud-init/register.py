@@ -160,20 +160,21 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="exit 1 unless the effective list has azwait once after scripts_user")
     args = parser.parse_args(argv)
     config = Config(args.root)
-    if args.remove or not os.path.isfile(config.cloud_cfg):
+    installed = os.path.isfile(config.cloud_cfg)
+    if args.check:
+        return 0 if installed and registered(config.final_modules()) else 1
+    if args.remove or not installed:
         # No cloud-init (or removed): a drop-in naming cc_azwait would only confuse it.
         drop_in = os.path.join(config.conf_d({}), DROP_IN)
         if os.path.exists(drop_in):
             os.unlink(drop_in)
-        return 0 if not args.check else 1
+        return 0
     try:
         drop_in = os.path.join(config.conf_d(config.read(config.cloud_cfg)), DROP_IN)
     except ImportError:
         print("cloud-init-register: neither cloudinit nor PyYAML can be imported: cannot "
               "read /etc/cloud/cloud.cfg", file=sys.stderr)
         return 1
-    if args.check:
-        return 0 if registered(config.final_modules()) else 1
     theirs = config.final_modules(exclude=DROP_IN)
     if theirs is None:
         print("cloud-init-register: no cloud_final_modules in cloud.cfg or cloud.cfg.d: "

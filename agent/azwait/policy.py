@@ -54,10 +54,9 @@ class WaitPolicy:
                  rng: Optional[random.Random] = None,
                  wall: Callable[[], float] = time.time) -> None:
         self.interval = interval
-        self._wall = wall  # only to place reads in the fleet's duty cycle
         self.graces = graces
         self.on_failed = on_failed
-        self.pacer = Pacer(interval, wall=wall)
+        self.pacer = Pacer(interval, wall=wall)  # the wall clock only places reads in its cycle
         self.seen = False  # ARM has shown us the VM at least once
         self._rng = rng or random.Random()
         self._since: dict[str, float] = {}  # failure kind -> start of its current streak
@@ -80,7 +79,7 @@ class WaitPolicy:
         moves to a random point of the next open part (see pacer)."""
         if not self.pacer.fleet:
             return delay
-        phase = (self._wall() + delay) % CYCLE
+        phase = (self.pacer.wall() + delay) % CYCLE
         if phase < OPEN:
             return delay
         return delay + (CYCLE - phase) + self._rng.uniform(0.0, OPEN)

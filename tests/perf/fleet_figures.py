@@ -18,6 +18,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from azwait.pacer import GLOBAL, PRINCIPAL, parse_budget
+
 ARM_PRINCIPAL_PER_S = 25.0
 ARM_SUBSCRIPTION_PER_S = 375.0
 COMPUTE_PER_S = 2000 / 60
@@ -50,33 +52,24 @@ class Trace:
     peak_rss_mb: Optional[float] = None
 
 
-# Each counter a VM GET's answer carries, by how figures name it, and its real capacity.
+# Each counter a VM GET's answer carries, as the agent's own parser names it, by how
+# the figures name it, with its real capacity.
 COUNTERS = {
-    "x-ms-ratelimit-remaining-subscription-reads": ("arm_principal", 250.0),
-    "x-ms-ratelimit-remaining-subscription-global-reads": ("arm_subscription", 3750.0),
-    "GetVMScaleSetVM3Min": ("compute_3min", 6000.0),
-    "GetVMScaleSetVM30Min": ("compute_30min", 60000.0),
+    PRINCIPAL: ("arm_principal", 250.0),
+    GLOBAL: ("arm_subscription", 3750.0),
+    "Microsoft.Compute/GetVMScaleSetVM3Min": ("compute_3min", 6000.0),
+    "Microsoft.Compute/GetVMScaleSetVM30Min": ("compute_30min", 60000.0),
 }
 
 
 def least_left(budgets: list[dict[str, str]], scale: float) -> dict[str, float]:
     """The lowest share of each bucket that any answer reported."""
     lowest: dict[str, float] = {}
-
-    def seen(key: str, value: str) -> None:
-        if key in COUNTERS and value.strip().isdigit():
-            name, capacity = COUNTERS[key]
-            share = int(value) / (capacity * scale)
-            lowest[name] = min(lowest.get(name, 1.0), share)
-
     for budget in budgets:
-        for header, value in budget.items():
-            if header == "x-ms-ratelimit-remaining-resource":
-                for item in value.split(","):
-                    policy, _, count = item.rpartition(";")
-                    seen(policy.rpartition("/")[2], count)
-            else:
-                seen(header, value)
+        for counter, remaining in parse_budget(budget).items():
+            if counter in COUNTERS:
+                name, capacity = COUNTERS[counter]
+                lowest[name] = min(lowest.get(name, 1.0), remaining / (capacity * scale))
     return lowest
 
 

@@ -152,6 +152,8 @@ def test_without_cloud_init_nothing_is_written_and_a_stale_list_goes(tmp_path: P
     confd = tmp_path / "etc/cloud/cloud.cfg.d"
     confd.mkdir(parents=True)
     (confd / DROP_IN).write_text("cloud_final_modules: [azwait]\n")
+    assert register("trixie", tmp_path, "--check").returncode == 1
+    assert (confd / DROP_IN).exists()  # a check changes nothing
     assert register("trixie", tmp_path).returncode == 0
     assert not (confd / DROP_IN).exists()
 

@@ -67,7 +67,7 @@ class Fleet:
         self.vms: list[VM] = []
         used: set[str] = set()
         for index in range(scenario.vms):
-            name, computer, resource_id = self._naming(index, group, rng, used)
+            name, computer, resource_id = self._naming(index, index % sets, group, rng, used)
             system = None
             if scenario.identity.system:
                 system = shared[index % sets] if shared else new_principal("system", rng)
@@ -87,15 +87,15 @@ class Fleet:
         self._by_id = {vm.resource_id.lower(): vm for vm in self.vms}
 
     def _naming(
-        self, index: int, group: str, rng: random.Random, used: set[str]
+        self, index: int, scale_set: int, group: str, rng: random.Random, used: set[str]
     ) -> tuple[str, str, str]:
         sc = self.scenario
-        set_name = self.scale_set_names[index % len(self.scale_set_names)]
+        set_name = self.scale_set_names[scale_set]
         if sc.kind == "uniform":
             return (
                 f"{set_name}_{index}",
                 f"{set_name[:9]}{_base36(index)}",
-                f"{self.scale_set_ids[index % len(self.scale_set_ids)]}/virtualMachines/{index}",
+                f"{self.scale_set_ids[scale_set]}/virtualMachines/{index}",
             )
         if sc.kind == "flex":
             name = f"{set_name}_{rng.getrandbits(32):08x}"
