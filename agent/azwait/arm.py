@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Optional, cast
+from typing import Any, cast
 
 from azure.core.exceptions import (
     DecodeError,
@@ -15,8 +15,11 @@ from azure.core.exceptions import (
 )
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from .errors import AzwaitError, ConfigError
+from .clouds import Endpoint
+from .deadline import call_within
+from .errors import AzwaitError
 from .identity import Identity
+from .network import diagnose
 from .transient import Transient, parse_retry_after
 
 # get_by_id needs the api-version of the resource's own provider (Microsoft.Compute).
@@ -24,33 +27,11 @@ COMPUTE_API_VERSION = "2024-07-01"
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 20.0
 
-# azEnvironment (compared case-insensitively) -> ARM endpoint, which is also the token audience.
-CLOUDS = {
-    "azurepubliccloud": "https://management.azure.com",
-    "azureusgovernmentcloud": "https://management.usgovcloudapi.net",
-    "azurechinacloud": "https://management.chinacloudapi.cn",
-}
 BUDGET_HEADERS = (
     "x-ms-ratelimit-remaining-subscription-reads",
     "x-ms-ratelimit-remaining-subscription-global-reads",
     "x-ms-ratelimit-remaining-resource",
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class Endpoint:
-    url: str
-    audience: str  # the token resource, with its trailing slash
-
-
-def endpoint_for(cloud: str, override: Optional[str]) -> Endpoint:
-    """ARM URL and token audience for ``azEnvironment``; an override keeps the cloud's audience."""
-    known = CLOUDS.get(cloud.lower())
-    url = override or known
-    if url is None:
-        raise ConfigError(
-            f"unknown azEnvironment {cloud!r} reported by IMDS: set AZWAIT_ARM_ENDPOINT")
-    return Endpoint(url=url, audience=(known or url) + "/")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +62,11 @@ class ArmClient:
     def read(self, resource_id: str, timeout: float = READ_TIMEOUT) -> Reading:
         """One GET of the resource; throttling, 5xx and garbled bodies are ``Transient``."""
         try:
-            resource, response = cast(Any, self._client.resources.get_by_id)(
+            resource, response = call_within(
+                timeout,
+                lambda: Transient("retry", f"ARM at {self.endpoint.url} did not answer in full "
+                                           f"within {timeout:g}s"),
+                cast(Any, self._client.resources.get_by_id),
                 resource_id,
                 api_version=COMPUTE_API_VERSION,
                 cls=lambda pipeline_response, deserialized, _: (
@@ -94,8 +79,8 @@ class ArmClient:
         except HttpResponseError as err:
             raise _classify(err, resource_id) from None
         except (ServiceRequestError, ServiceResponseError) as err:
-            raise Transient("retry", f"ARM unreachable at {self.endpoint.url}: "
-                                     f"{type(err).__name__}") from None
+            raise diagnose(err, self.endpoint.url) or Transient(
+                "retry", f"ARM unreachable at {self.endpoint.url}: {type(err).__name__}") from None
         properties: Any = getattr(resource, "properties", None)
         state = properties.get("provisioningState") if isinstance(properties, dict) else None
         if not isinstance(state, str) or not state:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import signal
@@ -14,8 +15,8 @@ from types import FrameType
 from typing import Any, NoReturn, Optional
 
 from . import __version__
-from .config import DEFAULT_FILE, KEYS, Config, load
-from .errors import AzwaitError, ConfigError, Interrupted
+from .config import DEFAULT_FILE, DURATION_FORMS, KEYS, Config, load
+from .errors import AzwaitError, ConfigError, Interrupted, exit_codes
 
 USAGE = """\
 azwait [OPTIONS] [-- COMMAND [ARG...]]  wait for Succeeded; then exec COMMAND, or exit 0
@@ -25,26 +26,16 @@ azwait [OPTIONS] [-- COMMAND [ARG...]]  wait for Succeeded; then exec COMMAND, o
        azwait clean                            forget per-VM state (last step of an image build)
        azwait sim [OPTIONS]                    the built-in Azure simulator (azwait sim --help)"""
 
-EPILOG = """\
-exit codes:
-  0        VM is Succeeded (worker exec'd, or nothing to exec)
-           (events: stopped by SIGTERM)
-  1        unexpected internal error (a bug)
-  2        bad command line or configuration value
-  3        timeout: still not Succeeded when AZWAIT_TIMEOUT ran out
-           (status: not Succeeded yet)
-  4        terminal state: Failed, Canceled, Deleting, or the VM vanished
-  5        not an Azure VM: IMDS unreachable for AZWAIT_IMDS_GRACE
-  6        no managed identity, or ARM 401/403 after AZWAIT_RBAC_GRACE
-  7        --detach: no systemd as PID 1 to hand the wait to (or it refused)
-  126/127  COMMAND not executable / not found
-  128+N    stopped by signal N (SIGTERM: 143)
+VERBS = ("status", "clean", "events", "sim")
 
-Every option is also an AZWAIT_* environment variable and a line in
-/etc/default/azwait (command line > environment > file > default).
-Durations: 90, 90s, 15m, 2h. COMMAND is run without a shell."""
 
-VERBS = ("status", "clean", "events")
+def _epilog() -> str:
+    width = max(len(code) for code, _ in exit_codes()) + 2
+    codes = "\n".join(f"  {code:<{width}}{meaning}" for code, meaning in exit_codes())
+    return (f"exit codes:\n{codes}\n\n"
+            "Every configuration key is also an option and an AZWAIT_* environment variable,\n"
+            f"and a line in {DEFAULT_FILE} (command line > environment > file > default).\n"
+            f"Durations: {DURATION_FORMS}. COMMAND is run without a shell.")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,25 +44,35 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="azwait", usage=USAGE, epilog=EPILOG,
+    parser = _Parser(prog="azwait", usage=USAGE, epilog=_epilog(),
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Hold a worker back until Azure Resource Manager says this VM "
                                  "is provisioned (provisioningState Succeeded).")
-    parser.add_argument("verb", nargs="?", choices=VERBS, help=argparse.SUPPRESS)
+    parser.add_argument("words", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"azwait {__version__}")
     parser.add_argument("--json", action="store_true", help="status: print JSON")
     parser.add_argument("--detach", action="store_true",
                         help="hand the wait and COMMAND to a transient systemd service "
                              "(azwait-detached.service) and return at once")
-    parser.add_argument("--config", metavar="FILE", type=Path, default=DEFAULT_FILE,
-                        help=f"KEY=VALUE file to read (default {DEFAULT_FILE})")
+    parser.add_argument("--config", metavar="FILE", type=Path,
+                        help=f"KEY=VALUE file to read, which must exist "
+                             f"(default {DEFAULT_FILE}, if it exists)")
     keys = parser.add_argument_group("configuration (each also AZWAIT_<NAME>)")
     for key in KEYS:
-        if key.name in ("WORKER", "DRAIN_COMMAND"):
-            continue  # given as -- COMMAND
         default = f" (default {key.default})" if key.default else ""
         keys.add_argument(key.flag, dest=key.env, metavar="VALUE", help=key.help + default)
     return parser
+
+
+def _verb(words: Sequence[str]) -> Optional[str]:
+    """The verb, if any; a stray word is most likely a COMMAND missing its ``--``."""
+    if not words:
+        return None
+    if words[0] in VERBS and len(words) == 1:
+        return words[0]
+    stray = words[0] if words[0] not in VERBS else words[1]
+    raise ConfigError(f"unexpected word {stray!r}: a command to run goes after --, as in "
+                      f"'azwait -- {shlex.join(words)}'; the verbs are {', '.join(VERBS)}")
 
 
 def _split_command(argv: Sequence[str]) -> tuple[list[str], Optional[list[str]]]:
@@ -99,32 +100,39 @@ def _wait(config: Config, command: Optional[Sequence[str]]) -> int:
     worker_env = dict(os.environ)
     command = command or config.worker
     settings = config.describe()
-    settings["worker"] = shlex.join(command) if command else None
+    if command:
+        settings["worker"] = shlex.join(command)
     log.info("azwait starting", version=__version__, **settings)
     if command and not findable(command, worker_env):
         log.warning("worker command not found yet; checked again after the wait",
                     command=command[0])
     notifier = Notifier()
     waiter = Waiter(config, log, notifier)
-    instance = waiter.run(State(config.state_dir))
-    how = f"after {waiter.attempt} reads" if instance else "seen earlier on this boot"
+    resource_id = waiter.run(State(config.state_dir, warn=log.warning))
+    how = f"after {waiter.attempt} reads" if waiter.attempt else "seen earlier on this boot"
     notifier.ready(f"VM is Succeeded ({how})")
-    log.info("VM is Succeeded", resource_id=instance.resource_id if instance else None,
-             reads=waiter.attempt)
+    log.info("VM is Succeeded", resource_id=resource_id, reads=waiter.attempt)
     if command:
-        log.info("starting worker", argv=list(command))
+        log.info("starting worker", argv=shlex.join(command))
         exec_worker(command, worker_env)
     return 0
 
 
 def _detach(config: Config, args: argparse.Namespace, command: Optional[list[str]]) -> int:
     from .detach import hand_off
+    from .launch import check_executable
 
-    if not (command or config.worker):
+    worker = command or config.worker
+    if not worker:
         raise ConfigError("--detach needs a COMMAND after -- (or AZWAIT_WORKER)")
+    # Found and executable now, or the caller (the Custom Script Extension) would
+    # report success and the 127 would surface only in the journal.
+    check_executable(worker, os.environ)
     # The service's azwait gets this call's options; keys from the environment
     # are passed on by hand_off, and the file is read there again.
-    inner = [os.path.abspath(sys.argv[0]), "--config", str(args.config)]
+    inner = [os.path.abspath(sys.argv[0])]
+    if args.config is not None:
+        inner += ["--config", str(args.config)]
     for key in KEYS:
         value = getattr(args, key.env, None)
         if value is not None:
@@ -153,12 +161,15 @@ def run(argv: Sequence[str]) -> int:
         return sim.run(sim_parser.parse_args(list(argv[1:])))
     head, command = _split_command(argv)
     args = _parser().parse_args(head)
-    if command and args.verb not in (None, "events"):
-        raise ConfigError(f"azwait {args.verb} takes no -- COMMAND")
-    if args.json and args.verb != "status":
+    verb = _verb(args.words)
+    if verb == "sim":
+        raise ConfigError("the simulator takes its options after the word sim: azwait sim --help")
+    if command and verb not in (None, "events"):
+        raise ConfigError(f"azwait {verb} takes no -- COMMAND")
+    if args.json and verb != "status":
         raise ConfigError("--json goes with azwait status")
-    if args.detach and args.verb:
-        raise ConfigError(f"--detach does not go with azwait {args.verb}")
+    if args.detach and verb:
+        raise ConfigError(f"--detach does not go with azwait {verb}")
     flags = {key.env: getattr(args, key.env, None) for key in KEYS}
     config = load(flags, os.environ, args.config)
     if args.detach:
@@ -167,13 +178,13 @@ def run(argv: Sequence[str]) -> int:
     from . import logs
 
     logs.configure(config.log_format, config.log_level)
-    if args.verb == "status":
+    if verb == "status":
         from .status import show
 
         return show(config, args.json)
-    if args.verb == "clean":
+    if verb == "clean":
         return _clean(config)
-    if args.verb == "events":
+    if verb == "events":
         from .events import Watcher
 
         return Watcher(config, command or config.drain_command or (), logs.get()).run()
@@ -192,7 +203,8 @@ def _report(message: str, level: str = "error") -> None:
     from .notify import is_journal
 
     prefix = "<3>" if is_journal(sys.stderr, os.environ) else ""
-    sys.stderr.write(f"{prefix}azwait: {message}\n")
+    with contextlib.suppress(BrokenPipeError):  # nobody reading: the exit code says it
+        sys.stderr.write(f"{prefix}azwait: {message}\n")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
@@ -208,10 +220,22 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
         _report(f"stopped by {signal.Signals(stop.signum).name}; the worker was not started",
                 "warning")
         code = stop.exit_code
+    except BrokenPipeError:
+        # stdout closed early (``azwait --help | head``): what was asked is done.
+        _silence_stdout()
+        code = 0
     except Exception as err:  # the boundary: a bug still gets one clear line and exit 1
         _report(f"internal error (a bug, please report it): {type(err).__name__}: {err}")
         if os.environ.get("AZWAIT_LOG_LEVEL", "").lower() == "debug":
             traceback.print_exc()
         code = 1
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
     sys.exit(code)
+
+
+def _silence_stdout() -> None:
+    """stdout's reader is gone: point it at /dev/null so that exit's flush is quiet."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -20,23 +20,35 @@ PREFIX = "AZWAIT_"
 DEFAULT_FILE = Path("/etc/default/azwait")
 EVENT_TYPES = ("Freeze", "Reboot", "Redeploy", "Preempt", "Terminate")
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smh]?)$")
-_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+_NUMBER = r"\d+(?:\.\d+)?"
+_PART = re.compile(rf"({_NUMBER})([hms])")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}  # largest first, as they must be written
+DURATION_FORMS = "90, 90s, 15m, 2h, 1h30m"
 
 
 def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``1.5m``, ``2h`` → seconds."""
-    match = _DURATION.match(text.strip().lower())
-    if not match:
-        raise ValueError("expected a duration such as 90, 90s, 15m or 2h")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    """``90``, ``90s``, ``1.5m``, ``2h``, ``1h30m``, ``2m30s`` → seconds."""
+    value = re.sub(r"\s+", "", text.lower())
+    if re.fullmatch(_NUMBER, value):
+        return float(value)
+    parts = _PART.findall(value)
+    units = [unit for _, unit in parts]
+    if (not parts or "".join(n + u for n, u in parts) != value
+            or units != sorted(set(units), key=list(_UNITS).index)):
+        raise ValueError(f"expected a duration such as {DURATION_FORMS}")
+    return sum(float(number) * _UNITS[unit] for number, unit in parts)
 
 
 def format_duration(seconds: float) -> str:
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    """Seconds as the compound form ``parse_duration`` reads (``5400`` → ``1h30m``)."""
+    if seconds != int(seconds) or seconds < 60:
+        return f"{seconds:g}s"
+    left, out = int(seconds), ""
+    for unit, size in _UNITS.items():
+        if left >= size:
+            out += f"{left // int(size)}{unit}"
+            left %= int(size)
+    return out
 
 
 def _duration(allow_zero: bool) -> Callable[[str], float]:
@@ -96,6 +108,7 @@ class Key:
     default: Optional[str]
     parse: Callable[[str], Any]
     help: str
+    verb: Optional[str] = None  # the one verb that reads it ("events"), or every wait's
 
     @property
     def env(self) -> str:
@@ -119,20 +132,25 @@ KEYS: tuple[Key, ...] = (
     Key("IDENTITY_GRACE", "5m", _duration(True), "retry 'Identity not found' this long"),
     Key("RBAC_GRACE", "10m", _duration(True), "retry ARM 401/403 this long"),
     Key("IMDS_GRACE", "2m", _duration(True), "retry an unreachable IMDS this long (then exit 5)"),
+    Key("NETWORK_GRACE", "2m", _duration(True),
+        "retry TLS verification and proxy failures this long (then exit 8)"),
     Key("ON_FAILED", "exit", _choice("exit", "wait"), "on Failed: exit 4, or keep waiting"),
     Key("STATE_DIR", "/var/lib/azwait", _text, "where the Succeeded marker and the lock live"),
     Key("LOG_FORMAT", "auto", _choice("auto", "console", "json"), "log line format"),
     Key("LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "lowest level logged"),
     Key("IMDS_ENDPOINT", "http://169.254.169.254", _url, "IMDS base URL"),
     Key("ARM_ENDPOINT", None, _url, "ARM base URL (default: from IMDS azEnvironment)"),
-    Key("WORKER", None, _words, "worker command line used when no -- COMMAND is given"),
-    Key("DRAIN_COMMAND", None, _words, "events: command run when this VM gets an event"),
-    Key("DRAIN_TIMEOUT", "60s", _duration(False), "events: longest a drain may run"),
-    Key("DRAIN_EVENTS", "Preempt,Terminate", _event_types, "events: types that trigger a drain"),
+    Key("WORKER", None, _words, "worker command line (shell words, no shell); -- COMMAND wins",
+        "wait"),
+    Key("DRAIN_COMMAND", None, _words, "events: command run when this VM gets an event; "
+        "-- DRAIN wins", "events"),
+    Key("DRAIN_TIMEOUT", "60s", _duration(False), "events: longest a drain may run", "events"),
+    Key("DRAIN_EVENTS", "Preempt,Terminate", _event_types, "events: types that trigger a drain",
+        "events"),
 )
 _BY_ENV = {key.env: key for key in KEYS}
 # Durations that read "0" as "no limit" rather than "none at all".
-_UNLIMITED_WHEN_ZERO = ("timeout", "identity_grace", "rbac_grace", "imds_grace")
+_UNLIMITED_WHEN_ZERO = ("timeout", "identity_grace", "rbac_grace", "imds_grace", "network_grace")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +163,7 @@ class Config:
     identity_grace: float
     rbac_grace: float
     imds_grace: float
+    network_grace: float
     on_failed: str
     state_dir: str
     log_format: str
@@ -175,12 +194,17 @@ class Config:
             return float("inf")
         return value
 
-    def describe(self) -> dict[str, Any]:
-        """The effective configuration as logged at start (nothing here is secret)."""
-        out: dict[str, Any] = {}
+    def describe(self, verb: str = "wait") -> dict[str, str]:
+        """The effective configuration for ``verb`` as logged at start, unset keys left
+        out (nothing here is secret)."""
+        out: dict[str, str] = {}
         for key in KEYS:
             value = getattr(self, key.attr)
-            if isinstance(value, float):
+            if value is None or key.verb not in (None, verb):
+                continue
+            if key.attr in _UNLIMITED_WHEN_ZERO and value == 0:
+                value = "no limit"
+            elif isinstance(value, float):
                 value = format_duration(value)
             elif isinstance(value, tuple):
                 value = shlex.join(value) if key.parse is _words else ",".join(value)
@@ -188,11 +212,16 @@ class Config:
         return out
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines as systemd's EnvironmentFile= reads them (comments, quotes)."""
+def read_env_file(path: Path, required: bool = False) -> dict[str, str]:
+    """KEY=VALUE lines as systemd's EnvironmentFile= reads them (comments, quotes).
+
+    A missing file is no settings, unless it was asked for by name (``required``).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if required:
+            raise ConfigError(f"configuration file {path} does not exist") from None
         return {}
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read {path}: {err}") from None
@@ -226,15 +255,20 @@ def _azwait_keys(source: Mapping[str, str], where: str) -> dict[str, str]:
 def load(
     flags: Mapping[str, Optional[str]],
     environ: Mapping[str, str],
-    file: Path = DEFAULT_FILE,
+    file: Optional[Path] = None,
 ) -> Config:
-    """Merge the layers and validate every value; ``flags`` is keyed by env name."""
+    """Merge the layers and validate every value; ``flags`` is keyed by env name.
+
+    ``file`` is a file named by the user, which must exist; without one the
+    optional ``DEFAULT_FILE`` is read.
+    """
     raw: dict[str, tuple[str, str]] = {}  # env name -> (value, where it came from)
     for key in KEYS:
         if key.default is not None:
             raw[key.env] = (key.default, "default")
-    for name, value in _azwait_keys(read_env_file(file), str(file)).items():
-        raw[name] = (value, str(file))
+    path = file or DEFAULT_FILE
+    for name, value in _azwait_keys(read_env_file(path, file is not None), str(path)).items():
+        raw[name] = (value, str(path))
     for name, value in _azwait_keys(environ, "the environment").items():
         raw[name] = (value, "the environment")
     for name, flag in flags.items():

@@ -18,8 +18,9 @@ from typing import Callable
 from .errors import NotDetachable
 
 UNIT = "azwait-detached.service"
-# Passed on to the service: azwait's own keys, and what ARM traffic may need.
-_PASS_ON = ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE")
+# Passed on to the service: azwait's own keys, what ARM traffic may need, and the
+# PATH that COMMAND was checked against before the hand-off.
+_PASS_ON = ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "PATH")
 _BUSY = ("active", "activating", "reloading", "deactivating")
 _SYSTEMCTL_TIMEOUT = 10.0
 

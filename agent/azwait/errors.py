@@ -8,9 +8,11 @@ from __future__ import annotations
 
 
 class AzwaitError(Exception):
-    """Base of all expected failures; ``exit_code`` is the documented code."""
+    """Base of all expected failures; ``exit_code`` is the documented code and
+    ``meaning`` its line in the exit-code tables (--help, README, man page)."""
 
     exit_code = 1
+    meaning = "unexpected internal error (a bug)"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -21,48 +23,64 @@ class ConfigError(AzwaitError):
     """A bad command line or configuration value (names the key and value)."""
 
     exit_code = 2
+    meaning = "bad command line or configuration value"
 
 
 class TimeoutExpired(AzwaitError):
     """Still not Succeeded when AZWAIT_TIMEOUT ran out."""
 
     exit_code = 3
+    meaning = "timeout: still not Succeeded when AZWAIT_TIMEOUT ran out (status: not Succeeded yet)"
 
 
 class TerminalState(AzwaitError):
     """Failed, Canceled, Deleting, or the resource vanished after it was seen."""
 
     exit_code = 4
+    meaning = "terminal state: Failed, Canceled, Deleting, or the VM vanished"
 
 
 class NotAzure(AzwaitError):
     """IMDS stayed unreachable for the whole AZWAIT_IMDS_GRACE."""
 
     exit_code = 5
+    meaning = "not an Azure VM: IMDS unreachable for AZWAIT_IMDS_GRACE"
 
 
 class IdentityError(AzwaitError):
     """No usable managed identity, or ARM kept refusing it (401/403)."""
 
     exit_code = 6
+    meaning = "no managed identity, or ARM 401/403 after AZWAIT_RBAC_GRACE"
 
 
 class NotDetachable(AzwaitError):
     """``--detach`` found no systemd (PID 1) to hand the wait to, or it refused."""
 
     exit_code = 7
+    meaning = "--detach: no systemd as PID 1 to hand the wait to (or it refused)"
+
+
+class NetworkPathError(AzwaitError):
+    """ARM's certificate is not trusted, or the proxy in the way fails: configuration
+    that does not heal by itself, after AZWAIT_NETWORK_GRACE."""
+
+    exit_code = 8
+    meaning = "TLS verification or proxy failure on the way to ARM after AZWAIT_NETWORK_GRACE"
 
 
 class WorkerNotExecutable(AzwaitError):
     """COMMAND exists but cannot be executed."""
 
     exit_code = 126
+    meaning = "COMMAND not executable"
 
 
 class WorkerNotFound(AzwaitError):
     """COMMAND does not exist."""
 
     exit_code = 127
+    meaning = "COMMAND not found"
 
 
 class Interrupted(BaseException):
@@ -79,3 +97,21 @@ class Interrupted(BaseException):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+def exit_codes() -> list[tuple[str, str]]:
+    """Every documented exit status and its meaning, in order: the one source of
+    the tables in --help, the README and the man page."""
+    errors = sorted({cls.exit_code: cls for cls in _subclasses(AzwaitError)}.items())
+    return [("0", "VM is Succeeded (worker exec'd, or nothing to exec; events: stopped "
+                  "by SIGTERM)"),
+            ("1", AzwaitError.meaning),
+            *((str(code), cls.meaning) for code, cls in errors),
+            ("128+N", "stopped by signal N (SIGTERM: 143)")]
+
+
+def _subclasses(cls: type) -> list[type[AzwaitError]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found

@@ -9,6 +9,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import AzureError
 from azure.identity import ManagedIdentityCredential
 
+from .deadline import call_within
 from .redact import SECRETS
 from .transient import Transient, parse_retry_after
 
@@ -35,6 +36,7 @@ class Identity:
 
     def __init__(self, selector: Optional[tuple[str, str]], timeout: float = 5.0) -> None:
         self.kind = "system-assigned" if selector is None else f"user-assigned ({selector[0]})"
+        self._timeout = timeout
         self._status: Optional[int] = None
         self._retry_after: Optional[float] = None
         # MSAL replays a 429/5xx answer from its own cache (for Retry-After, or 5 s)
@@ -67,7 +69,11 @@ class Identity:
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         self._status = None
         try:
-            token: AccessToken = self._credential.get_token(*scopes, **kwargs)
+            token: AccessToken = call_within(
+                self._timeout,
+                lambda: Transient("imds", "IMDS token endpoint did not answer in full "
+                                          f"within {self._timeout:g}s"),
+                self._credential.get_token, *scopes, **kwargs)
         except AzureError:
             raise self._classify() from None
         self._replayable = None

@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from .deadline import call_within
 from .transient import Transient, parse_retry_after
 
 # cloud-init pins 2021-08-01; newer versions add nothing azwait reads. The
@@ -72,8 +73,11 @@ class ImdsClient:
         """One call (``body`` sent as JSON); trouble and retryable statuses: ``Transient``."""
         url = self._endpoint + path
         try:
-            response = self._http.request(
-                method, url, params=params, json=body,
+            response = call_within(
+                timeout,
+                lambda: Transient("imds", f"IMDS at {self._endpoint} did not answer {path} "
+                                          f"in full within {timeout:g}s"),
+                self._http.request, method, url, params=params, json=body,
                 timeout=(min(CONNECT_TIMEOUT, timeout), timeout), allow_redirects=False,
             )
         except requests.RequestException as err:
@@ -96,7 +100,8 @@ class ImdsClient:
                 self._versions.pop(0)  # remembered: the next call starts with what works
                 continue
             if response.status_code != 200:
-                raise Transient("imds", f"IMDS answered {response.status_code} for {version}")
+                raise Transient("imds", f"IMDS answered {response.status_code} "
+                                        f"to api-version {version}")
             try:
                 document = response.json()
             except ValueError:

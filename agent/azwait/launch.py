@@ -19,6 +19,19 @@ def findable(argv: Sequence[str], env: Mapping[str, str]) -> bool:
     return shutil.which(command, path=env.get("PATH", os.defpath)) is not None
 
 
+def check_executable(argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """Raise as exec would (127 not found, 126 not executable), without exec'ing."""
+    command = argv[0]
+    if os.sep not in command:
+        if shutil.which(command, path=env.get("PATH", os.defpath)) is None:
+            raise WorkerNotFound(f"worker command not found on PATH: {command}")
+        return
+    if not os.path.exists(command):
+        raise WorkerNotFound(f"worker command not found: {command}")
+    if os.path.isdir(command) or not os.access(command, os.X_OK):
+        raise WorkerNotExecutable(f"worker command is not executable: {command}")
+
+
 def exec_worker(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
     """Replace this process with ``argv`` (no shell); raise with 126/127 if impossible."""
     # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive exec: a

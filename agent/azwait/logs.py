@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any, TextIO
+from typing import Any, Optional, TextIO, cast
 
 import structlog
 
@@ -29,6 +29,43 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
         if not isinstance(value, (int, float, bool)) and value is not None:
             event[name] = SECRETS.scrub(str(value))
     return event
+
+
+def _readable(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Unset fields left out, lists as ``a,b``, one line per event (the SDKs' debug
+    records span several)."""
+    for name in [name for name, value in event.items() if value is None]:
+        del event[name]
+    for name, value in event.items():
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(item) for item in value)
+        if isinstance(value, str) and "\n" in value:
+            value = " | ".join(line.strip() for line in value.splitlines() if line.strip())
+        event[name] = value
+    return event
+
+
+class _Sink:
+    """The log stream, which a closed pipe (``azwait 2>&1 | head``) must not turn into
+    a failed wait: once the reader is gone, lines go nowhere."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream: Optional[TextIO] = stream
+
+    def write(self, text: str) -> int:
+        if self._stream is not None:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._stream = None
+        return len(text)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._stream = None
 
 
 class _JournalRenderer:
@@ -56,7 +93,7 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
     """Set up structlog (and route the SDKs' stdlib logging through it) once."""
     stream = stream or sys.stderr
     fmt = choose_format(fmt, os.environ, stream)
-    processors: list[Any] = [structlog.processors.add_log_level, _redact]
+    processors: list[Any] = [structlog.processors.add_log_level, _readable, _redact]
     if fmt == "journal":
         processors.append(_JournalRenderer())
     elif fmt == "json":
@@ -72,7 +109,7 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _Sink(stream))),
         cache_logger_on_first_use=False,
     )
     _route_stdlib(level)

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Optional
 
-from .errors import AzwaitError, IdentityError, NotAzure, TerminalState
+from .config import format_duration
+from .errors import AzwaitError, IdentityError, NetworkPathError, NotAzure, TerminalState
 from .pacer import CYCLE, OPEN, Pacer
 from .transient import Transient
 
@@ -40,6 +41,16 @@ class Graces:
     identity: float
     rbac: float
     not_found: float = NOT_FOUND_GRACE
+    network: float = float("inf")
+
+    @classmethod
+    def none(cls) -> Graces:
+        """One look: the first failure of each kind is final."""
+        return cls(imds=0, identity=0, rbac=0, not_found=0, network=0)
+
+    @property
+    def one_look(self) -> bool:
+        return self == Graces.none()
 
 
 def backoff(failures: int, base: float, rng: random.Random) -> float:
@@ -97,15 +108,24 @@ class WaitPolicy:
             raise TerminalState(f"VM provisioningState is {state}: the worker will not start")
         return self.poll_delay()
 
-    def on_failure(self, failure: Transient, now: float) -> float:
-        """The delay before the next try, or the fatal error once its grace is spent."""
+    def grace_left(self, kind: str, now: float) -> float:
+        """How long failures of ``kind`` may still go on (a whole grace if none yet)."""
+        since = self._since.get(kind, now)
+        return since + self._grace(kind) - now
+
+    def on_failure(self, failure: Transient, now: float, began: Optional[float] = None) -> float:
+        """The delay before the next try, or the fatal error once its grace is spent.
+
+        A grace runs from the start of the first failed attempt (``began``), so a
+        request that hangs until its own timeout is counted in full.
+        """
         self._failures += 1
-        since = self._since.setdefault(failure.kind, now)
+        since = self._since.setdefault(failure.kind, now if began is None else began)
         if failure.kind == "not_found" and self.seen:
             raise TerminalState(f"{failure.reason} any more: the VM was deleted")
         grace_left = since + self._grace(failure.kind) - now
         if grace_left <= 0:
-            raise self._fatal(failure)
+            raise self.fatal(failure)
         if failure.headers:
             self.pacer.observe(failure.headers, now, refused=failure.retry_after is not None)
         elif failure.retry_after is not None:
@@ -126,14 +146,28 @@ class WaitPolicy:
             "identity": self.graces.identity,
             "rbac": self.graces.rbac,
             "not_found": self.graces.not_found,
+            "network": self.graces.network,
         }.get(kind, float("inf"))
 
-    def _fatal(self, failure: Transient) -> AzwaitError:
-        if failure.kind == "imds":
-            return NotAzure(f"not an Azure VM? {failure.reason} for the whole AZWAIT_IMDS_GRACE")
-        if failure.kind == "identity":
-            return IdentityError(f"{failure.reason} after AZWAIT_IDENTITY_GRACE: {IDENTITY_HINT}")
-        if failure.kind == "rbac":
-            return IdentityError(f"{failure.reason} (still refused after AZWAIT_RBAC_GRACE)")
-        return TerminalState(f"{failure.reason} (never seen, even after "
-                             f"{self.graces.not_found:g}s of replication lag)")
+    def fatal(self, failure: Transient) -> AzwaitError:
+        """The error a failure becomes: after its grace, or at once for one look."""
+        reason, kind = failure.reason, failure.kind
+
+        def after(key: str) -> str:
+            if self.graces.one_look:
+                return ""
+            return f" (for AZWAIT_{key.upper()}_GRACE={format_duration(self._grace(kind))})"
+
+        if kind == "imds":
+            return NotAzure(f"not an Azure VM? {reason}{after('imds')}")
+        if kind == "identity":
+            return IdentityError(f"{reason}{after('identity')}: {IDENTITY_HINT}")
+        if kind == "rbac":
+            return IdentityError(f"{reason}{after('rbac')}")
+        if kind == "network":
+            return NetworkPathError(f"{reason}{after('network')}")
+        if self.graces.one_look:
+            return TerminalState(f"{reason} (a VM created in the last "
+                                 f"{format_duration(NOT_FOUND_GRACE)} may not be visible yet)")
+        return TerminalState(f"{reason}, even after {format_duration(self.graces.not_found)} "
+                             "of replication lag")

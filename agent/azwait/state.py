@@ -1,4 +1,12 @@
-"""Per-VM state: the Succeeded marker (fast path) and the lock (one poller per VM)."""
+"""Per-VM state: the Succeeded marker (fast path) and the lock (one poller per VM).
+
+Both are optional. A state directory azwait cannot write (a non-root run on a
+VM where root's azwait.service made it 0700) costs the fast path and the lock,
+never the worker: the wait goes ahead and a warning says why.
+
+A marker vouches only for what it saw: this boot, this IMDS endpoint, and this
+ARM endpoint (the override, or the one its cloud implies).
+"""
 
 from __future__ import annotations
 
@@ -12,11 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from .clouds import CLOUDS
 from .errors import TimeoutExpired
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 MARKER = "succeeded.json"
 LOCK = "wait.lock"
+LOCK_POLL = 0.1  # seconds between tries of a lock another azwait holds
+
+Marker = dict[str, Any]
 
 
 def boot_id() -> str:
@@ -26,56 +38,79 @@ def boot_id() -> str:
         return ""
 
 
-class State:
-    """Files under ``AZWAIT_STATE_DIR``; unusable (non-root run) means no fast path, no lock."""
+def mismatch(marker: Marker, imds_endpoint: str, arm_endpoint: Optional[str]) -> Optional[str]:
+    """Why ``marker`` does not vouch for a wait with these endpoints (None: it does)."""
+    if not marker.get("bootId") or marker.get("bootId") != boot_id():
+        return "from another boot"
+    if not marker.get("resourceId"):
+        return "names no resource"
+    if marker.get("imdsEndpoint") != imds_endpoint:
+        return f"seen through IMDS {marker.get('imdsEndpoint')}, not {imds_endpoint}"
+    # Without an override the cloud names the endpoint; the same IMDS on the same
+    # boot reports the same cloud.
+    expected = arm_endpoint or CLOUDS.get(str(marker.get("cloud", "")).lower())
+    if marker.get("armEndpoint") != expected:
+        return f"seen through ARM {marker.get('armEndpoint')}, not {expected or 'this cloud'}"
+    return None
 
-    def __init__(self, directory: str) -> None:
+
+class State:
+    """Files under ``AZWAIT_STATE_DIR``. ``warn`` hears why one cannot be used."""
+
+    def __init__(self, directory: str, warn: Callable[[str], None] = lambda _: None) -> None:
         self.directory = Path(directory)
-        self.usable = True
-        try:
-            self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        except OSError:
-            self.usable = False
+        self._warn = warn
+        self._unwritable = False
 
     @property
     def marker_path(self) -> Path:
         return self.directory / MARKER
 
-    def marker(self) -> Optional[dict[str, Any]]:
+    def marker(self) -> Optional[Marker]:
         try:
             data = json.loads(self.marker_path.read_text())
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
 
-    def fresh(self, vm_id: Optional[str] = None) -> bool:
-        """Succeeded already seen on this boot (and, when known, for this vmId).
-
-        The boot id alone guards the no-network path: an image captured from this
-        VM, or a redeployed one, always starts a new boot.
-        """
+    def vouching(self, imds_endpoint: str, arm_endpoint: Optional[str]) -> Optional[Marker]:
+        """The marker, if it says Succeeded for this boot and these endpoints."""
         marker = self.marker()
-        if not marker or not marker.get("bootId") or marker.get("bootId") != boot_id():
-            return False
-        return vm_id is None or marker.get("vmId") == vm_id
+        if marker is None or mismatch(marker, imds_endpoint, arm_endpoint) is not None:
+            return None
+        return marker
 
-    def record(self, vm_id: str, resource_id: str) -> None:
-        if not self.usable:
-            return
-        data = {"vmId": vm_id, "bootId": boot_id(), "resourceId": resource_id,
+    def record(self, **facts: str) -> None:
+        """Write the marker (``facts``: vmId, resourceId, cloud, imdsEndpoint, armEndpoint)."""
+        if self._unwritable:
+            return  # already said so when the lock could not be taken
+        data = {**facts, "bootId": boot_id(),
                 "succeededAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         temporary = self.marker_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data) + "\n")
-        os.replace(temporary, self.marker_path)
+        try:
+            self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(data) + "\n")
+            os.replace(temporary, self.marker_path)
+        except OSError as err:
+            self._cannot("write the Succeeded marker", err,
+                         "the next run on this boot reads ARM again")
 
     @contextlib.contextmanager
     def lock(self, deadline: float, clock: Callable[[], float] = time.monotonic,
              sleep: Callable[[float], None] = time.sleep) -> Iterator[bool]:
-        """Hold the per-VM lock; yields whether another poller had it first."""
-        if not self.usable:
+        """Hold the per-VM lock; yields whether another poller had it first.
+
+        Released when the block ends, before the worker starts.
+        """
+        try:
+            self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+            fd = os.open(self.directory / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            self._unwritable = True
+            self._cannot("take the wait lock", err,
+                         "waiting without the lock and the Succeeded marker")
             yield False
             return
-        fd = os.open(self.directory / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         waited = False
         try:
             while True:
@@ -84,14 +119,19 @@ class State:
                     break
                 except OSError as err:
                     if err.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
+                        # e.g. ENOLCK on NFS
+                        self._cannot("take the wait lock", err, "waiting without it")
+                        break
                 waited = True
                 if clock() >= deadline:
                     raise TimeoutExpired("another azwait held the wait lock until AZWAIT_TIMEOUT")
-                sleep(min(0.1, max(0.0, deadline - clock())))
+                sleep(min(LOCK_POLL, max(0.0, deadline - clock())))
             yield waited
         finally:
-            os.close(fd)  # also released by exec: the descriptor is close-on-exec
+            os.close(fd)
+
+    def _cannot(self, what: str, err: OSError, consequence: str) -> None:
+        self._warn(f"cannot {what} in {self.directory} ({err.strerror or err}): {consequence}")
 
     def clean(self) -> list[str]:
         removed = []

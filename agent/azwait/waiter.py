@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 PROGRESS_EVERY = 60.0
+IMDS_TIMEOUT = 5.0  # one whole IMDS request
+ARM_TIMEOUT = 20.0  # one whole ARM read, its token included
+SHORTEST_TRY = 1.0  # the last try of a grace window still gets this long
 
 
 class _Again(Exception):
@@ -47,41 +50,50 @@ class Waiter:
         self.policy = WaitPolicy(
             config.interval,
             Graces(imds=config.limit("imds_grace"), identity=config.limit("identity_grace"),
-                   rbac=config.limit("rbac_grace")),
+                   rbac=config.limit("rbac_grace"), network=config.limit("network_grace")),
             config.on_failed, rng)
         self.state: Optional[str] = None
         self.attempt = 0
         self._last_problem = ""
         self._last_progress = self.started
 
-    def run(self, state: State) -> Optional[Instance]:
-        """Return once Succeeded (None when the marker said so without a network call)."""
-        if state.fresh():
+    def run(self, state: State) -> str:
+        """Return the VM's resource id once Succeeded (``attempt`` 0: the marker said so)."""
+        config = self.config
+        marker = state.vouching(config.imds_endpoint, config.arm_endpoint)
+        if marker:
             self.log.info("already Succeeded on this boot", marker=str(state.marker_path))
-            return None
+            return str(marker["resourceId"])
         with state.lock(self.deadline, self.clock, self.sleep) as waited:
-            if waited and state.fresh():
+            marker = state.vouching(config.imds_endpoint, config.arm_endpoint) if waited else None
+            if marker:
                 self.log.info("another azwait saw Succeeded", marker=str(state.marker_path))
-                return None
+                return str(marker["resourceId"])
             instance = self._keep_trying(self._look_up_instance)
             self.log.info("VM found", resource_id=instance.resource_id, vm_id=instance.vm_id,
                           cloud=instance.cloud)
             arm = self._arm_client(instance)
             self.sleep(min(self.policy.start_offset(), self._remaining()))
             self._keep_trying(lambda remaining: self._poll(arm, instance, remaining))
-            state.record(instance.vm_id, instance.resource_id)
-        return instance
+            state.record(vmId=instance.vm_id, resourceId=instance.resource_id,
+                         cloud=instance.cloud, imdsEndpoint=config.imds_endpoint,
+                         armEndpoint=arm.endpoint.url)
+        return instance.resource_id
 
     # -- attempts ---------------------------------------------------------------
 
     def _look_up_instance(self, remaining: float) -> Instance:
         from .imds import ImdsClient  # requests loads only when a wait is needed
 
-        return ImdsClient(self.config.imds_endpoint).instance(timeout=min(5.0, remaining))
+        # Within what is left of a running IMDS grace, so a hang cannot stretch it.
+        grace = max(SHORTEST_TRY, self.policy.grace_left("imds", self.clock()))
+        return ImdsClient(self.config.imds_endpoint).instance(
+            timeout=min(IMDS_TIMEOUT, remaining, grace))
 
     def _arm_client(self, instance: Instance) -> ArmClient:
         # The Azure SDKs load only here: the marker fast path never pays for them.
-        from .arm import ArmClient, endpoint_for
+        from .arm import ArmClient
+        from .clouds import endpoint_for
         from .identity import Identity, isolate_environment
 
         isolate_environment(self.config.imds_endpoint)
@@ -91,7 +103,7 @@ class Waiter:
 
     def _poll(self, arm: ArmClient, instance: Instance, remaining: float) -> None:
         self.attempt += 1
-        reading = arm.read(instance.resource_id, timeout=min(20.0, remaining))
+        reading = arm.read(instance.resource_id, timeout=min(ARM_TIMEOUT, remaining))
         if reading.state != self.state:
             self.log.info("provisioningState", state=reading.state, attempt=self.attempt,
                           waited=self._waited())
@@ -111,10 +123,11 @@ class Waiter:
             remaining = self._remaining()
             if remaining <= 0:
                 raise self._timeout()
+            began = self.clock()
             try:
                 return attempt(remaining)
             except Transient as failure:
-                delay = self.policy.on_failure(failure, self.clock())
+                delay = self.policy.on_failure(failure, self.clock(), began)
                 self._report_problem(failure)
                 raise _Again(delay) from None
 

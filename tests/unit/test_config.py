@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from azwait.config import KEYS, load, parse_duration, read_env_file
+from azwait.config import KEYS, format_duration, load, parse_duration, read_env_file
 from azwait.errors import ConfigError
 
 
@@ -19,13 +19,20 @@ def _load(tmp_path: Path, file_text: str = "", env: dict[str, str] | None = None
 
 @pytest.mark.parametrize("text,seconds", [
     ("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("0", 0), ("1.5m", 90), (" 5S ", 5),
+    ("1h30m", 5400), ("2m30s", 150), ("1h 5s", 3605), ("1h0m", 3600),
 ])
 def test_durations(text: str, seconds: float) -> None:
-    """Durations accept bare seconds and s/m/h suffixes."""
+    """Durations accept bare seconds, s/m/h suffixes, and compounds largest unit first."""
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5x", "-1", "m", "1h30m", "ten"])
+@pytest.mark.parametrize("seconds", [0, 0.5, 5, 59, 60, 90, 3600, 3605, 5400, 86400, 90061])
+def test_durations_round_trip(seconds: float) -> None:
+    """What azwait prints as a duration, it reads back as the same one."""
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5x", "-1", "m", "1h30", "30m1h", "1m1m", "ten"])
 def test_bad_durations(text: str) -> None:
     """Anything else is rejected rather than guessed."""
     with pytest.raises(ValueError):
@@ -127,11 +134,19 @@ def test_zero_means_no_limit(tmp_path: Path) -> None:
     assert config.limit("interval") == 5
 
 
-def test_describe_covers_every_key(tmp_path: Path) -> None:
-    """The start-up log line shows every key, durations in their written form."""
-    described = _load(tmp_path, env={"AZWAIT_WORKER": "/bin/w -x"}).describe()
-    assert set(described) == {key.attr for key in KEYS}
-    assert described["timeout"] == "1h" and described["worker"] == "/bin/w -x"
+def test_describe_covers_every_key_of_its_verb(tmp_path: Path) -> None:
+    """The start-up line shows every key that is set and that the verb reads, in the
+    form it is written in: durations compound, 0 as "no limit", words as shell words."""
+    config = _load(tmp_path, env={"AZWAIT_WORKER": "/bin/w -x", "AZWAIT_CLIENT_ID": "c1",
+                                  "AZWAIT_DRAIN_COMMAND": "drain 'a b'",
+                                  "AZWAIT_TIMEOUT": "90m", "AZWAIT_RBAC_GRACE": "0"})
+    wait, events = config.describe(), config.describe("events")
+    unset = {"object_id", "msi_res_id", "arm_endpoint"}
+    assert set(wait) == {k.attr for k in KEYS if k.verb in (None, "wait")} - unset
+    assert set(events) == {k.attr for k in KEYS if k.verb in (None, "events")} - unset
+    assert wait["timeout"] == "1h30m" and wait["rbac_grace"] == "no limit"
+    assert wait["worker"] == "/bin/w -x" and events["drain_command"] == "drain 'a b'"
+    assert not any(name.startswith("drain_") for name in wait)
 
 
 def test_missing_file_is_fine(tmp_path: Path) -> None:

@@ -176,12 +176,11 @@ def _vm_get(world: World, vm: VM, grant: Grant) -> Reply:
     else:
         fault = world.faults.match("arm", vm.index, t)
         if fault is not None and (fault.drop or fault.status):
-            faulted = Reply(0, drop=True) if fault.drop else render(fault, "arm")
-            faulted.delay = fault.delay
-            return faulted
+            return fault.shape(Reply(0, drop=True) if fault.drop else render(fault, "arm"))
         state = world.fleet.state(vm)
         reply = json_reply(200, vm_resource(sc, vm, state, vm.scale_set_id))
-        reply.delay = 0.0 if fault is None else fault.delay
+        if fault is not None:
+            fault.shape(reply)
     reply.headers.update(headers)
     return reply
 

@@ -1,5 +1,6 @@
-"""Injected failures: wrong status codes, HTML error pages, slow answers, dropped
-connections, on chosen endpoints during chosen windows of a VM's clock."""
+"""Injected failures: wrong status codes, HTML error pages, slow answers, bodies
+trickled a byte at a time, dropped connections, on chosen endpoints during chosen
+windows of a VM's clock."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ _KEYS = (
     "retry_after",
     "body",
     "delay",
+    "trickle",
     "drop",
     "vms",
 )
@@ -39,8 +41,16 @@ class Fault:
     retry_after: float | None = None
     body: str = "json"
     delay: float = 0.0
+    # Seconds between the body's bytes, sent after prompt headers: a server that
+    # never lets a client's idle (per-read) timeout fire.
+    trickle: float = 0.0
     drop: bool = False
     vms: tuple[int, ...] | None = None
+
+    def shape(self, reply: Reply) -> Reply:
+        """Apply the fault's timing to ``reply`` (status faults are rendered first)."""
+        reply.delay, reply.trickle = self.delay, self.trickle
+        return reply
 
     def covers(self, endpoint: str, vm: int, t: float) -> bool:
         # Approvals are POSTs to the scheduled events URL: the same endpoint to a user.
@@ -70,11 +80,12 @@ def _fault(value: Any, where: str, vms: int) -> Fault:
         retry_after=spec.optional_number(data.get("retry_after"), spec.key(where, "retry_after")),
         body=spec.choice(data.get("body", "json"), spec.key(where, "body"), BODIES),
         delay=spec.number(data.get("delay", 0), spec.key(where, "delay"), maximum=3600),
+        trickle=spec.number(data.get("trickle", 0), spec.key(where, "trickle"), maximum=3600),
         drop=spec.boolean(data.get("drop", False), spec.key(where, "drop")),
         vms=spec.vm_list(data.get("vms"), spec.key(where, "vms"), vms),
     )
-    if fault.status is None and not fault.drop and not fault.delay:
-        raise spec.fail(where, "needs at least one of status, drop or delay")
+    if fault.status is None and not fault.drop and not fault.delay and not fault.trickle:
+        raise spec.fail(where, "needs at least one of status, drop, delay or trickle")
     if fault.end is not None and fault.end < fault.start:
         raise spec.fail(spec.key(where, "end"), f"{fault.end:g} is before start {fault.start:g}")
     return fault

@@ -123,9 +123,7 @@ def _serve(world: World, vm: VM, endpoint: str, path: str, request: Request) -> 
         reply = _token(world, vm, request)
     else:
         reply = _events(world, vm, request)
-    if fault is not None:
-        reply.delay = fault.delay
-    return reply
+    return reply if fault is None else fault.shape(reply)
 
 
 def _instance(world: World, vm: VM, path: str, request: Request) -> Reply:

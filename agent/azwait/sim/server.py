@@ -142,7 +142,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
-        self.wfile.write(reply.body)
+        if reply.trickle <= 0:
+            self.wfile.write(reply.body)
+            return
+        for at in range(len(reply.body)):
+            self.wfile.write(reply.body[at:at + 1])
+            self.wfile.flush()
+            if server.world.stopping.wait(reply.trickle):
+                return
 
 
 class SimServer(ThreadingHTTPServer):

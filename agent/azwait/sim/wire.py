@@ -34,6 +34,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
     delay: float = 0.0
+    trickle: float = 0.0  # seconds between body bytes
     # Facts for the request log, filled in by whoever knows them.
     endpoint: str = "unknown"
     vm: int | None = None
