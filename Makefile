@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test unit integration lint bench bench-agent bench-fleet clean packer-check deb deb-test e2e cloudinit-fixtures matrix
+.PHONY: help venv demo check test unit integration lint bench bench-agent bench-fleet clean packer-check deb deb-test e2e cloudinit-fixtures matrix
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -23,7 +23,9 @@ venv: $(STAMP) ## Create .venv with azwait and the pinned dependencies
 demo: $(STAMP) ## Watch azwait hold a worker until the simulated VM turns Succeeded
 	tests/demo.sh $(BIN)
 
-test: lint unit integration matrix packer-check deb-test e2e ## The test command: everything below
+check: lint unit integration ## Root-free, a few minutes: lint, types, unit and integration tests
+
+test: check matrix packer-check deb-test e2e ## The test command (root): check, then every Python, packaging and boots
 
 CLOUDINIT_FIXTURES := build/cloud-init/bookworm/complete build/cloud-init/trixie/complete
 

@@ -19,6 +19,8 @@ AZWAIT_IMDS_ENDPOINT=$(field imds) AZWAIT_ARM_ENDPOINT=$(field arm) \
 REQUESTS_CA_BUNDLE=$(field ca) AZWAIT_STATE_DIR="$work/state" AZWAIT_LOG_FORMAT=console \
   "$bin/azwait" --config /dev/null -- \
   sh -c 'echo "worker started as PID $$ at $(date +%T): the VM is Succeeded"'
-echo "== a second call on the same boot returns at once (marker, no network):"
-AZWAIT_IMDS_ENDPOINT=http://127.0.0.1:9 AZWAIT_STATE_DIR="$work/state" \
+kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
+echo "== the simulator is gone; a second call on the same boot returns at once (marker, no network):"
+AZWAIT_IMDS_ENDPOINT=$(field imds) AZWAIT_ARM_ENDPOINT=$(field arm) AZWAIT_STATE_DIR="$work/state" \
 AZWAIT_LOG_FORMAT=console "$bin/azwait" --config /dev/null -- echo "worker started again"
+echo "== azwait is $bin/azwait (and azwait sim the simulator): try $bin/azwait --help"

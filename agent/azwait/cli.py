@@ -160,8 +160,11 @@ def run(argv: Sequence[str]) -> int:
         sim.add_arguments(sim_parser)
         return sim.run(sim_parser.parse_args(list(argv[1:])))
     head, command = _split_command(argv)
-    args = _parser().parse_args(head)
-    verb = _verb(args.words)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(head)
+    verb = _verb([*args.words, *unknown] if args.words else [])
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if verb == "sim":
         raise ConfigError("the simulator takes its options after the word sim: azwait sim --help")
     if command and verb not in (None, "events"):
@@ -220,8 +223,10 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
         _report(f"stopped by {signal.Signals(stop.signum).name}; the worker was not started",
                 "warning")
         code = stop.exit_code
+    except SystemExit as done:  # argparse's --help and --version
+        code = done.code
     except BrokenPipeError:
-        # stdout closed early (``azwait --help | head``): what was asked is done.
+        # stdout closed early (``azwait --version | true``): what was asked is done.
         _silence_stdout()
         code = 0
     except Exception as err:  # the boundary: a bug still gets one clear line and exit 1

@@ -4,7 +4,8 @@ The read timeouts of requests and azure-core are idle timeouts between bytes: a
 server (or a proxy in the way) that sends its headers promptly and then one byte
 a second holds a request as long as it likes. ``call_within`` bounds the whole
 call with a one-shot real-time timer (SIGALRM), whose handler raises out of the
-blocked read. Calls nest: an inner limit never outlives an outer one.
+blocked read. Calls nest, and when any limit passes, the innermost call still in
+progress reports it: an ARM read stuck on its token is a token that did not come.
 
 Only the main thread receives signals; elsewhere the call runs with the
 libraries' own timeouts alone. No timer is left armed when a call returns, so
@@ -37,8 +38,9 @@ def _fire(signum: int, frame: Any) -> None:
 
 
 def _arm() -> None:
-    if _limits:
-        signal.setitimer(signal.ITIMER_REAL, max(min(_limits) - time.monotonic(), _SLACK))
+    soonest = min(_limits, default=math.inf)
+    if math.isfinite(soonest):
+        signal.setitimer(signal.ITIMER_REAL, max(soonest - time.monotonic(), _SLACK))
     else:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
@@ -50,10 +52,8 @@ def call_within(seconds: float, expired: Callable[[], BaseException],
         return call(*args, **kwargs)
     if signal.getsignal(signal.SIGALRM) is not _fire:
         signal.signal(signal.SIGALRM, _fire)
-    mine = time.monotonic() + max(seconds, 0.0)
-    outer = min(_limits, default=math.inf)
     depth = len(_limits)
-    _limits.append(mine)
+    _limits.append(time.monotonic() + max(seconds, 0.0))
     try:
         try:
             _arm()
@@ -61,10 +61,11 @@ def call_within(seconds: float, expired: Callable[[], BaseException],
         finally:
             _drop(depth)  # first thing on the way out: a later signal finds nothing to do
     except _Overrun:
+        # Enclosing limits that have passed too are reported here, not fired again.
+        spent = time.monotonic() + _SLACK
+        _limits[:depth] = [math.inf if limit <= spent else limit for limit in _limits[:depth]]
         _drop(depth)  # again: the signal may have landed before the first one ran
-        if mine <= outer and time.monotonic() >= mine - _SLACK:
-            raise expired() from None
-        raise  # an enclosing call's limit: it reports
+        raise expired() from None
 
 
 def _drop(depth: int) -> None:

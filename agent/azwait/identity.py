@@ -36,7 +36,8 @@ class Identity:
 
     def __init__(self, selector: Optional[tuple[str, str]], timeout: float = 5.0) -> None:
         self.kind = "system-assigned" if selector is None else f"user-assigned ({selector[0]})"
-        self._timeout = timeout
+        self.longest = timeout
+        self.timeout = timeout  # for the next token request: narrowed to fit an ARM read's
         self._status: Optional[int] = None
         self._retry_after: Optional[float] = None
         # MSAL replays a 429/5xx answer from its own cache (for Retry-After, or 5 s)
@@ -69,10 +70,11 @@ class Identity:
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         self._status = None
         try:
+            limit = self.timeout
             token: AccessToken = call_within(
-                self._timeout,
+                limit,
                 lambda: Transient("imds", "IMDS token endpoint did not answer in full "
-                                          f"within {self._timeout:g}s"),
+                                          f"within {limit:g}s"),
                 self._credential.get_token, *scopes, **kwargs)
         except AzureError:
             raise self._classify() from None

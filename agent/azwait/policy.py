@@ -29,6 +29,7 @@ JITTER = 0.15
 START_OFFSET_MAX = 0.5  # seconds; spreads a fleet's first reads without delaying a ready VM
 NOT_FOUND_GRACE = 120.0  # ARM replication lag for a VM it has never shown us
 BACKOFF_CAP = 60.0
+SHORTEST_TRY = 1.0  # the last attempt of a grace window still gets this long
 IDENTITY_HINT = (
     "assign a managed identity to the VM or scale set and give it the Reader role on it, "
     "e.g. az vmss identity assign -g RG -n SCALESET --role Reader --scope <scale set id>"
@@ -108,10 +109,11 @@ class WaitPolicy:
             raise TerminalState(f"VM provisioningState is {state}: the worker will not start")
         return self.poll_delay()
 
-    def grace_left(self, kind: str, now: float) -> float:
-        """How long failures of ``kind`` may still go on (a whole grace if none yet)."""
-        since = self._since.get(kind, now)
-        return since + self._grace(kind) - now
+    def attempt_limit(self, now: float) -> float:
+        """How long the next attempt may take: no longer than what is left of a running
+        grace (at least ``SHORTEST_TRY``), so that a hang cannot stretch one."""
+        left = [since + self._grace(kind) - now for kind, since in self._since.items()]
+        return max(SHORTEST_TRY, min(left)) if left else float("inf")
 
     def on_failure(self, failure: Transient, now: float, began: Optional[float] = None) -> float:
         """The delay before the next try, or the fatal error once its grace is spent.

@@ -24,7 +24,6 @@ T = TypeVar("T")
 PROGRESS_EVERY = 60.0
 IMDS_TIMEOUT = 5.0  # one whole IMDS request
 ARM_TIMEOUT = 20.0  # one whole ARM read, its token included
-SHORTEST_TRY = 1.0  # the last try of a grace window still gets this long
 
 
 class _Again(Exception):
@@ -85,10 +84,8 @@ class Waiter:
     def _look_up_instance(self, remaining: float) -> Instance:
         from .imds import ImdsClient  # requests loads only when a wait is needed
 
-        # Within what is left of a running IMDS grace, so a hang cannot stretch it.
-        grace = max(SHORTEST_TRY, self.policy.grace_left("imds", self.clock()))
         return ImdsClient(self.config.imds_endpoint).instance(
-            timeout=min(IMDS_TIMEOUT, remaining, grace))
+            timeout=min(IMDS_TIMEOUT, remaining))
 
     def _arm_client(self, instance: Instance) -> ArmClient:
         # The Azure SDKs load only here: the marker fast path never pays for them.
@@ -125,7 +122,7 @@ class Waiter:
                 raise self._timeout()
             began = self.clock()
             try:
-                return attempt(remaining)
+                return attempt(min(remaining, self.policy.attempt_limit(began)))
             except Transient as failure:
                 delay = self.policy.on_failure(failure, self.clock(), began)
                 self._report_problem(failure)

@@ -319,6 +319,16 @@ for m in (jwt, azure.identity, structlog):
                 | tail -n 1 | grep -qx worker-ran"
         check "$SUITE: the wait left its Succeeded marker in /var/lib/azwait" \
             sh -c "ls -A '$ROOT/var/lib/azwait' | grep -q ."
+        # A non-root azwait on a VM where root's run made the state directory 0700:
+        # no marker, no lock, a warning, and still the worker.
+        chmod 0700 "$ROOT/var/lib/azwait"
+        check "$SUITE: as nobody, with root's 0700 /var/lib/azwait, azwait warns, waits and starts the worker" \
+            sh -c "chroot '$ROOT' setpriv --reuid=nobody --regid=nogroup --clear-groups \
+                /usr/bin/env -i PATH=/usr/bin:/bin LC_ALL=C.UTF-8 AZWAIT_LOG_FORMAT=json \
+                AZWAIT_IMDS_ENDPOINT='$imds' AZWAIT_ARM_ENDPOINT='$arm' azwait --timeout 60s -- /bin/echo worker-ran-as-nobody \
+                >'$WORK/nobody-$SUITE' 2>&1; rc=\$?; cat '$WORK/nobody-$SUITE';
+                test \$rc = 0 && tail -n 1 '$WORK/nobody-$SUITE' | grep -qx worker-ran-as-nobody \
+                && grep -q 'cannot take the wait lock in /var/lib/azwait' '$WORK/nobody-$SUITE'"
     fi
     cleanup   # stop the sim, unmount /proc
     mount -t proc proc "$ROOT/proc" && MOUNTS+=("$ROOT/proc")

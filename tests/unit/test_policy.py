@@ -6,18 +6,19 @@ import random
 
 import pytest
 
-from azwait.errors import IdentityError, NotAzure, TerminalState
+from azwait.errors import IdentityError, NetworkPathError, NotAzure, TerminalState
 from azwait.pacer import CYCLE, OPEN
 from azwait.policy import (
     BACKOFF_CAP,
     JITTER,
+    SHORTEST_TRY,
     START_OFFSET_MAX,
     Graces,
     WaitPolicy,
 )
 from azwait.transient import Transient, parse_retry_after
 
-GRACES = Graces(imds=120, identity=300, rbac=600, not_found=120)
+GRACES = Graces(imds=120, identity=300, rbac=600, not_found=120, network=90)
 
 
 def policy(interval: float = 5.0, on_failed: str = "exit", seed: int = 1) -> WaitPolicy:
@@ -98,6 +99,7 @@ def test_success_resets_backoff() -> None:
     ("identity", 300, IdentityError, 6),
     ("rbac", 600, IdentityError, 6),
     ("not_found", 120, TerminalState, 4),
+    ("network", 90, NetworkPathError, 8),
 ])
 def test_grace_windows(kind: str, grace: float, error: type, code: int) -> None:
     """Each failure kind is retried for its grace window, then fails with its exit code."""
@@ -107,6 +109,39 @@ def test_grace_windows(kind: str, grace: float, error: type, code: int) -> None:
     with pytest.raises(error) as caught:
         p.on_failure(Transient(kind, "x"), grace)
     assert caught.value.exit_code == code
+
+
+def test_a_grace_runs_from_the_start_of_the_first_failed_attempt() -> None:
+    """An attempt that hung until its own limit counts in full against the grace."""
+    p = policy()
+    p.on_failure(Transient("imds", "hung"), 5.0, began=0.0)  # tried at 0, gave up at 5
+    with pytest.raises(NotAzure, match="AZWAIT_IMDS_GRACE=2m"):
+        p.on_failure(Transient("imds", "hung"), 120.0, began=115.0)
+
+
+def test_attempts_never_outlast_a_running_grace() -> None:
+    """No streak: no limit. Then what is left of the grace, but never under a second."""
+    p = policy()
+    assert p.attempt_limit(0.0) == float("inf")
+    p.on_failure(Transient("rbac", "403"), 0.0)
+    p.on_failure(Transient("imds", "hung"), 10.0, began=5.0)
+    assert p.attempt_limit(20.0) == pytest.approx(105.0)  # imds: 5 + 120 - 20
+    assert p.attempt_limit(125.0) == SHORTEST_TRY
+    p.on_state("Creating", {}, 126.0)
+    assert p.attempt_limit(126.0) == float("inf")
+
+
+@pytest.mark.parametrize("kind,one_look,wait", [
+    ("imds", "not an Azure VM? x", "(for AZWAIT_IMDS_GRACE=2m)"),
+    ("rbac", "x", "(for AZWAIT_RBAC_GRACE=10m)"),
+    ("network", "x", "(for AZWAIT_NETWORK_GRACE=1m30s)"),
+    ("not_found", "may not be visible yet", "even after 2m of replication lag"),
+])
+def test_one_look_errors_do_not_speak_of_waiting(kind: str, one_look: str, wait: str) -> None:
+    """The same failure reads as one look in status and as a spent grace in a wait."""
+    look = WaitPolicy(5.0, Graces.none()).fatal(Transient(kind, "x"))
+    assert one_look in look.message and "GRACE" not in look.message
+    assert wait in policy().fatal(Transient(kind, "x")).message
 
 
 def test_plain_retries_have_no_grace() -> None:
