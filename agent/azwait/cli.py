@@ -68,11 +68,13 @@ def _verb(words: Sequence[str]) -> Optional[str]:
     """The verb, if any; a stray word is most likely a COMMAND missing its ``--``."""
     if not words:
         return None
-    if words[0] in VERBS and len(words) == 1:
-        return words[0]
-    stray = words[0] if words[0] not in VERBS else words[1]
-    raise ConfigError(f"unexpected word {stray!r}: a command to run goes after --, as in "
-                      f"'azwait -- {shlex.join(words)}'; the verbs are {', '.join(VERBS)}")
+    if words[0] not in VERBS:
+        raise ConfigError(f"unexpected word {words[0]!r}: a command to run goes after --, as "
+                          f"in 'azwait -- {shlex.join(words)}'; the verbs are {', '.join(VERBS)}")
+    if len(words) > 1:
+        raise ConfigError(f"unexpected word {words[1]!r} after azwait {words[0]}"
+                          + (": a drain command goes after --" if words[0] == "events" else ""))
+    return words[0]
 
 
 def _split_command(argv: Sequence[str]) -> tuple[list[str], Optional[list[str]]]:

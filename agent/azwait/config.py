@@ -140,10 +140,10 @@ KEYS: tuple[Key, ...] = (
     Key("LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "lowest level logged"),
     Key("IMDS_ENDPOINT", "http://169.254.169.254", _url, "IMDS base URL"),
     Key("ARM_ENDPOINT", None, _url, "ARM base URL (default: from IMDS azEnvironment)"),
-    Key("WORKER", None, _words, "worker command line (shell words, no shell); -- COMMAND wins",
+    Key("WORKER", None, _words, "worker command line (shell words, no shell) if no -- COMMAND",
         "wait"),
-    Key("DRAIN_COMMAND", None, _words, "events: command run when this VM gets an event; "
-        "-- DRAIN wins", "events"),
+    Key("DRAIN_COMMAND", None, _words, "events: command run for an event for this VM, "
+        "if no -- DRAIN", "events"),
     Key("DRAIN_TIMEOUT", "60s", _duration(False), "events: longest a drain may run", "events"),
     Key("DRAIN_EVENTS", "Preempt,Terminate", _event_types, "events: types that trigger a drain",
         "events"),
