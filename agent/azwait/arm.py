@@ -17,10 +17,10 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from .clouds import Endpoint
 from .deadline import call_within
-from .errors import AzwaitError
+from .errors import ArmRejected
 from .identity import Identity
 from .network import diagnose
-from .transient import Transient, parse_retry_after
+from .transient import Kind, Transient, parse_retry_after
 
 # get_by_id needs the api-version of the resource's own provider (Microsoft.Compute).
 COMPUTE_API_VERSION = "2024-07-01"
@@ -44,7 +44,7 @@ class NotFound(Transient):
     """ARM 404 for the VM: replication lag before it was seen, gone after."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__("not_found", reason)
+        super().__init__(Kind.NOT_FOUND, reason)
 
 
 class ArmClient:
@@ -68,7 +68,7 @@ class ArmClient:
         try:
             resource, response = call_within(
                 timeout,
-                lambda: Transient("retry", f"ARM at {self.endpoint.url} did not answer in full "
+                lambda: Transient(Kind.RETRY, f"ARM at {self.endpoint.url} did not answer in full "
                                            f"within {timeout:g}s"),
                 cast(Any, self._client.resources.get_by_id),
                 resource_id,
@@ -79,16 +79,16 @@ class ArmClient:
                 read_timeout=timeout,
             )
         except (DecodeError, DeserializationError, ValueError):  # ValueError: JSONDecodeError
-            raise Transient("retry", "ARM answered with a body that is not JSON") from None
+            raise Transient(Kind.RETRY, "ARM answered with a body that is not JSON") from None
         except HttpResponseError as err:
             raise _classify(err, resource_id) from None
         except (ServiceRequestError, ServiceResponseError) as err:
-            raise diagnose(err, self.endpoint.url) or Transient(
-                "retry", f"ARM unreachable at {self.endpoint.url}: {type(err).__name__}") from None
+            unreachable = f"ARM unreachable at {self.endpoint.url}: {type(err).__name__}"
+            raise diagnose(err, self.endpoint.url) or Transient(Kind.RETRY, unreachable) from None
         properties: Any = getattr(resource, "properties", None)
         state = properties.get("provisioningState") if isinstance(properties, dict) else None
         if not isinstance(state, str) or not state:
-            raise Transient("retry", "ARM answered without properties.provisioningState")
+            raise Transient(Kind.RETRY, "ARM answered without properties.provisioningState")
         return Reading(state=state, headers=_budget_headers(response.headers))
 
 
@@ -101,14 +101,14 @@ def _classify(err: HttpResponseError, resource_id: str) -> Exception:
     headers: Mapping[str, str] = getattr(err.response, "headers", None) or {}
     if status in (401, 403):
         return Transient(
-            "rbac",
+            Kind.RBAC,
             f"ARM answered {status}: the VM's identity needs the Reader role "
             f"(Microsoft.Compute/.../read) on {resource_id} or its scale set or resource group",
         )
     if status == 404:
         return NotFound(f"ARM has no resource {resource_id}")
     if status in (408, 429) or status >= 500:
-        return Transient("retry", f"ARM answered {status}",
+        return Transient(Kind.RETRY, f"ARM answered {status}",
                          parse_retry_after(headers.get("Retry-After")), _budget_headers(headers))
     code = getattr(err.error, "code", None) if err.error is not None else None
-    return AzwaitError(f"ARM rejected the read of {resource_id}: {status} {code or ''}".rstrip())
+    return ArmRejected(f"ARM rejected the read of {resource_id}: {status} {code or ''}".rstrip())

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Callable
 
-from .errors import NotDetachable
+from .errors import NotDetachable, no_restart_statuses
 
 UNIT = "azwait-detached.service"
 # Passed on to the service: azwait's own keys, what ARM traffic may need, and the
@@ -39,6 +39,22 @@ def unit_state() -> str:
     return done.stdout.strip() or "inactive"
 
 
+def service_argv(inner: Sequence[str], environ: Mapping[str, str]) -> list[str]:
+    """The systemd-run command line that starts ``inner`` as the transient service."""
+    setenv = [f"--setenv={name}={value}" for name, value in sorted(environ.items())
+              if name.startswith("AZWAIT_") or name in _PASS_ON]
+    return [
+        _tool("systemd-run"), f"--unit={UNIT}", "--collect", "--no-block",
+        "--description=azwait: wait for Azure provisioning, then start the worker",
+        "--service-type=exec", "--slice=system.slice",
+        "--property=Wants=network-online.target", "--property=After=network-online.target",
+        # The same restart policy as azwait.service: transient failures only.
+        "--property=Restart=on-failure", "--property=RestartSec=10s",
+        "--property=RestartPreventExitStatus=" + " ".join(map(str, no_restart_statuses())),
+        *setenv, "--", *inner,
+    ]
+
+
 def hand_off(inner: Sequence[str], environ: Mapping[str, str], say: Callable[[str], None]) -> int:
     """Start ``inner`` (an azwait command line) as the transient service; return at once.
 
@@ -49,18 +65,7 @@ def hand_off(inner: Sequence[str], environ: Mapping[str, str], say: Callable[[st
     if not os.path.isdir("/run/systemd/system"):
         raise NotDetachable("--detach needs systemd as PID 1 to hand the wait to; "
                             "run azwait -- COMMAND under your own supervisor instead")
-    setenv = [f"--setenv={name}={value}" for name, value in sorted(environ.items())
-              if name.startswith("AZWAIT_") or name in _PASS_ON]
-    argv = [
-        _tool("systemd-run"), f"--unit={UNIT}", "--collect", "--no-block",
-        "--description=azwait: wait for Azure provisioning, then start the worker",
-        "--service-type=exec", "--slice=system.slice",
-        "--property=Wants=network-online.target", "--property=After=network-online.target",
-        # The same retry policy as azwait.service: transient failures only.
-        "--property=Restart=on-failure", "--property=RestartSec=10s",
-        "--property=RestartPreventExitStatus=2 4 6 126 127",
-        *setenv, "--", *inner,
-    ]
+    argv = service_argv(inner, environ)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=_SYSTEMCTL_TIMEOUT,
                           check=False)
     if done.returncode != 0:

@@ -13,6 +13,8 @@ class AzwaitError(Exception):
 
     exit_code = 1
     meaning = "unexpected internal error (a bug)"
+    # Whether a supervisor's restart can help: False for what only a person can fix.
+    restart_helps = True
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -24,6 +26,7 @@ class ConfigError(AzwaitError):
 
     exit_code = 2
     meaning = "bad command line or configuration value"
+    restart_helps = False
 
 
 class TimeoutExpired(AzwaitError):
@@ -38,6 +41,7 @@ class TerminalState(AzwaitError):
 
     exit_code = 4
     meaning = "terminal state: Failed, Canceled, Deleting, or the VM vanished"
+    restart_helps = False
 
 
 class NotAzure(AzwaitError):
@@ -52,6 +56,7 @@ class IdentityError(AzwaitError):
 
     exit_code = 6
     meaning = "no managed identity, or ARM 401/403 after AZWAIT_RBAC_GRACE"
+    restart_helps = False
 
 
 class NotDetachable(AzwaitError):
@@ -59,6 +64,7 @@ class NotDetachable(AzwaitError):
 
     exit_code = 7
     meaning = "--detach: no systemd as PID 1 to hand the wait to (or it refused)"
+    restart_helps = False
 
 
 class NetworkPathError(AzwaitError):
@@ -67,6 +73,16 @@ class NetworkPathError(AzwaitError):
 
     exit_code = 8
     meaning = "TLS verification or proxy failure on the way to ARM after AZWAIT_NETWORK_GRACE"
+    restart_helps = False
+
+
+class ArmRejected(AzwaitError):
+    """ARM refused the read with a 4xx that waiting does not change (not 401, 403,
+    404, 408 or 429): the request itself is wrong."""
+
+    exit_code = 9
+    meaning = "ARM rejected the read with another 4xx (e.g. a malformed resource ID)"
+    restart_helps = False
 
 
 class WorkerNotExecutable(AzwaitError):
@@ -74,6 +90,7 @@ class WorkerNotExecutable(AzwaitError):
 
     exit_code = 126
     meaning = "COMMAND not executable"
+    restart_helps = False
 
 
 class WorkerNotFound(AzwaitError):
@@ -81,6 +98,7 @@ class WorkerNotFound(AzwaitError):
 
     exit_code = 127
     meaning = "COMMAND not found"
+    restart_helps = False
 
 
 class Interrupted(BaseException):
@@ -115,3 +133,9 @@ def _subclasses(cls: type) -> list[type[AzwaitError]]:
     for sub in cls.__subclasses__():
         found += [sub, *_subclasses(sub)]
     return found
+
+
+def no_restart_statuses() -> list[int]:
+    """Exit statuses a restart cannot fix: azwait.service's RestartPreventExitStatus=
+    and --detach's, from this one list."""
+    return sorted({cls.exit_code for cls in _subclasses(AzwaitError) if not cls.restart_helps})

@@ -26,7 +26,7 @@ from .errors import ConfigError, Interrupted, NotAzure
 from .imds import ImdsClient, Instance
 from .notify import Notifier
 from .policy import backoff
-from .transient import Transient
+from .transient import Kind, Transient
 
 PATH = "/metadata/scheduledevents"
 API_VERSION = "2020-07-01"
@@ -51,7 +51,7 @@ class Event:
     @classmethod
     def from_json(cls, item: Any) -> Event:
         if not isinstance(item, dict) or not item.get("EventId"):
-            raise Transient("imds", "Scheduled Events document has an event without EventId")
+            raise Transient(Kind.IMDS, "Scheduled Events document has an event without EventId")
         resources = item.get("Resources") or []
         return cls(
             id=str(item["EventId"]),
@@ -87,7 +87,7 @@ def _parse_time(value: Any) -> Optional[float]:
 def parse_document(document: Any) -> tuple[Any, list[Event]]:
     """(DocumentIncarnation, events) from the IMDS answer."""
     if not isinstance(document, dict) or not isinstance(document.get("Events"), list):
-        raise Transient("imds", "Scheduled Events answer is not an events document")
+        raise Transient(Kind.IMDS, "Scheduled Events answer is not an events document")
     return document.get("DocumentIncarnation"), [Event.from_json(e) for e in document["Events"]]
 
 
@@ -173,7 +173,7 @@ class Watcher:
                 instance: Instance = self.imds.instance()
                 if instance.name:
                     return instance.name
-                problem = Transient("imds", "IMDS instance document has no compute.name")
+                problem = Transient(Kind.IMDS, "IMDS instance document has no compute.name")
             except Transient as err:
                 problem = err
             failures += 1
@@ -206,11 +206,11 @@ class Watcher:
     def _fetch(self, timeout: float) -> tuple[Any, list[Event]]:
         response = self.imds.get(PATH, {"api-version": API_VERSION}, timeout)
         if response.status_code != 200:
-            raise Transient("imds", f"IMDS answered {response.status_code} for {PATH}")
+            raise Transient(Kind.IMDS, f"IMDS answered {response.status_code} for {PATH}")
         try:
             return parse_document(response.json())
         except ValueError:
-            raise Transient("imds", "Scheduled Events answer is not JSON") from None
+            raise Transient(Kind.IMDS, "Scheduled Events answer is not JSON") from None
 
     def consider(self, event: Event, name: str) -> None:
         """Act on one event from the document, once per EventId."""

@@ -11,7 +11,7 @@ from azure.identity import ManagedIdentityCredential
 
 from .deadline import call_within
 from .redact import SECRETS
-from .transient import Transient, parse_retry_after
+from .transient import Kind, Transient, parse_retry_after
 
 # Variables that make azure-identity/MSAL fetch tokens somewhere other than the
 # VM's IMDS (App Service, Arc, Service Fabric, workload identity). azwait gates
@@ -73,7 +73,7 @@ class Identity:
             limit = self.timeout
             token: AccessToken = call_within(
                 limit,
-                lambda: Transient("imds", "IMDS token endpoint did not answer in full "
+                lambda: Transient(Kind.IMDS, "IMDS token endpoint did not answer in full "
                                           f"within {limit:g}s"),
                 self._credential.get_token, *scopes, **kwargs)
         except AzureError:
@@ -85,10 +85,10 @@ class Identity:
     def _classify(self) -> Transient:
         status = self._status
         if status is None:
-            return self._replayable or Transient("imds", "IMDS token endpoint unreachable")
+            return self._replayable or Transient(Kind.IMDS, "IMDS token endpoint unreachable")
         if status in (400, 403):
-            return Transient("identity",
+            return Transient(Kind.IDENTITY,
                              f"no managed identity: IMDS token endpoint answered {status}")
-        failure = Transient("retry", f"IMDS token endpoint answered {status}", self._retry_after)
+        failure = Transient(Kind.RETRY, f"IMDS token endpoint answered {status}", self._retry_after)
         self._replayable = failure if status == 429 or status >= 500 else None
         return failure

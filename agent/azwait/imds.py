@@ -8,7 +8,7 @@ from typing import Any
 import requests
 
 from .deadline import call_within
-from .transient import Transient, parse_retry_after
+from .transient import Kind, Transient, parse_retry_after
 
 # cloud-init pins 2021-08-01; newer versions add nothing azwait reads. The
 # fallbacks cover hosts whose IMDS answers 400 to a version it does not know.
@@ -34,7 +34,7 @@ class Instance:
     def from_document(cls, document: Any) -> Instance:
         compute = document.get("compute") if isinstance(document, dict) else None
         if not isinstance(compute, dict) or not compute.get("resourceId"):
-            raise Transient("imds", "IMDS instance document has no compute.resourceId")
+            raise Transient(Kind.IMDS, "IMDS instance document has no compute.resourceId")
         return cls(
             resource_id=str(compute["resourceId"]),
             vm_id=str(compute.get("vmId", "")),
@@ -75,18 +75,18 @@ class ImdsClient:
         try:
             response = call_within(
                 timeout,
-                lambda: Transient("imds", f"IMDS at {self._endpoint} did not answer {path} "
+                lambda: Transient(Kind.IMDS, f"IMDS at {self._endpoint} did not answer {path} "
                                           f"in full within {timeout:g}s"),
                 self._http.request, method, url, params=params, json=body,
                 timeout=(min(CONNECT_TIMEOUT, timeout), timeout), allow_redirects=False,
             )
         except requests.RequestException as err:
             raise Transient(
-                "imds", f"IMDS unreachable at {self._endpoint}: {type(err).__name__}") from None
+                Kind.IMDS, f"IMDS unreachable at {self._endpoint}: {type(err).__name__}") from None
         status = response.status_code
         if status in _RETRYABLE or status >= 500:
             raise Transient(
-                "imds", f"IMDS answered {status} for {path}",
+                Kind.IMDS, f"IMDS answered {status} for {path}",
                 parse_retry_after(response.headers.get("Retry-After")),
             )
         return response
@@ -100,10 +100,10 @@ class ImdsClient:
                 self._versions.pop(0)  # remembered: the next call starts with what works
                 continue
             if response.status_code != 200:
-                raise Transient("imds", f"IMDS answered {response.status_code} "
+                raise Transient(Kind.IMDS, f"IMDS answered {response.status_code} "
                                         f"to api-version {version}")
             try:
                 document = response.json()
             except ValueError:
-                raise Transient("imds", "IMDS instance document is not JSON") from None
+                raise Transient(Kind.IMDS, "IMDS instance document is not JSON") from None
             return Instance.from_document(document)

@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Optional
 
-from .transient import Transient
+from .transient import Kind, Transient
 
 
 def _chain(err: BaseException) -> Iterator[BaseException]:
@@ -66,7 +66,7 @@ def diagnose(err: BaseException, url: str,
         if isinstance(item, ssl.SSLCertVerificationError):
             why = item.verify_message or str(item)
             return Transient(
-                "network",
+                Kind.NETWORK,
                 f"TLS verification of {host} failed: {why} (CA bundle {ca_bundle(environ)}); "
                 "if a TLS-inspecting proxy is in the way, add its CA with "
                 "update-ca-certificates or name a bundle that has it in REQUESTS_CA_BUNDLE, "
@@ -78,12 +78,12 @@ def diagnose(err: BaseException, url: str,
     text = " ".join(str(item) for item in chain)
     if " 407" in text:
         return Transient(
-            "network",
+            Kind.NETWORK,
             f"proxy {proxy} refused to carry the request to {host}: 407 Proxy Authentication "
             "Required; give credentials in HTTPS_PROXY (http://user:password@host:port) "
             f"or let {host} bypass the proxy with NO_PROXY")
     what = "refused the connection" if "refused" in text.lower() else "failed"
     return Transient(
-        "network",
+        Kind.NETWORK,
         f"proxy {proxy} (from HTTPS_PROXY) {what} on the way to {host}; "
         f"fix HTTPS_PROXY or let {host} bypass the proxy with NO_PROXY")

@@ -18,7 +18,7 @@ from typing import Optional
 from .config import format_duration
 from .errors import AzwaitError, IdentityError, NetworkPathError, NotAzure, TerminalState
 from .pacer import CYCLE, OPEN, Pacer
-from .transient import Transient
+from .transient import Kind, Transient
 
 SUCCEEDED = "succeeded"
 TERMINAL = ("canceled", "deleting")
@@ -71,7 +71,7 @@ class WaitPolicy:
         self.pacer = Pacer(interval, wall=wall)  # the wall clock only places reads in its cycle
         self.seen = False  # ARM has shown us the VM at least once
         self._rng = rng or random.Random()
-        self._since: dict[str, float] = {}  # failure kind -> start of its current streak
+        self._since: dict[Kind, float] = {}  # failure kind -> start of its current streak
         self._failures = 0
 
     def start_offset(self) -> float:
@@ -123,7 +123,7 @@ class WaitPolicy:
         """
         self._failures += 1
         since = self._since.setdefault(failure.kind, now if began is None else began)
-        if failure.kind == "not_found" and self.seen:
+        if failure.kind is Kind.NOT_FOUND and self.seen:
             raise TerminalState(f"{failure.reason} any more: the VM was deleted")
         grace_left = since + self._grace(failure.kind) - now
         if grace_left <= 0:
@@ -138,17 +138,17 @@ class WaitPolicy:
             # it comes back together and is refused again.
             spread = self.interval * self._rng.uniform(0.0, self.pacer.stretch)
             return self.in_window(failure.retry_after + 0.05 + spread)
-        base = 1.0 if failure.kind == "imds" else self.interval
+        base = 1.0 if failure.kind is Kind.IMDS else self.interval
         # One last try right at the end of the grace window, not a backoff past it.
         return min(backoff(self._failures, base, self._rng), grace_left)
 
-    def _grace(self, kind: str) -> float:
+    def _grace(self, kind: Kind) -> float:
         return {
-            "imds": self.graces.imds,
-            "identity": self.graces.identity,
-            "rbac": self.graces.rbac,
-            "not_found": self.graces.not_found,
-            "network": self.graces.network,
+            Kind.IMDS: self.graces.imds,
+            Kind.IDENTITY: self.graces.identity,
+            Kind.RBAC: self.graces.rbac,
+            Kind.NOT_FOUND: self.graces.not_found,
+            Kind.NETWORK: self.graces.network,
         }.get(kind, float("inf"))
 
     def fatal(self, failure: Transient) -> AzwaitError:
@@ -160,13 +160,13 @@ class WaitPolicy:
                 return ""
             return f" (for AZWAIT_{key.upper()}_GRACE={format_duration(self._grace(kind))})"
 
-        if kind == "imds":
+        if kind is Kind.IMDS:
             return NotAzure(f"not an Azure VM? {reason}{after('imds')}")
-        if kind == "identity":
+        if kind is Kind.IDENTITY:
             return IdentityError(f"{reason}{after('identity')}: {IDENTITY_HINT}")
-        if kind == "rbac":
+        if kind is Kind.RBAC:
             return IdentityError(f"{reason}{after('rbac')}")
-        if kind == "network":
+        if kind is Kind.NETWORK:
             return NetworkPathError(f"{reason}{after('network')}")
         if self.graces.one_look:
             return TerminalState(f"{reason} (a VM created in the last "

@@ -12,7 +12,7 @@ from .errors import AzwaitError, TimeoutExpired
 from .imds import ImdsClient
 from .policy import Graces, WaitPolicy
 from .state import State, mismatch
-from .transient import Transient
+from .transient import Kind, Transient
 
 LOOK_TIMEOUT = 5.0
 
@@ -49,7 +49,7 @@ def look(config: Config) -> tuple[dict[str, Any], Optional[AzwaitError]]:
         if policy.on_state(reading.state, reading.headers, 0.0) is not None:
             return report, TimeoutExpired(f"VM is {reading.state}, not Succeeded yet")
     except Transient as failure:
-        if failure.kind == "retry":
+        if failure.kind is Kind.RETRY:
             return report, TimeoutExpired(f"state unknown for now: {failure.reason}")
         return report, policy.fatal(failure)
     except AzwaitError as err:

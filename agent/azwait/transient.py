@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Optional
 
 
-class Transient(Exception):
-    """A failure that may clear by itself.
+class Kind(enum.Enum):
+    """Failures that share one grace window (and, spent, one exit code)."""
 
-    ``kind`` groups failures that share one grace window: ``imds`` (IMDS
-    unreachable), ``identity`` (no such identity yet), ``rbac`` (ARM 401/403),
-    ``not_found`` (ARM 404 before the VM was ever seen) and ``retry`` (everything
-    bounded only by the overall timeout: throttling, 5xx, garbled bodies).
+    IMDS = "imds"  # IMDS or its token endpoint unreachable: AZWAIT_IMDS_GRACE, exit 5
+    IDENTITY = "identity"  # no such managed identity (yet): AZWAIT_IDENTITY_GRACE, exit 6
+    RBAC = "rbac"  # ARM 401/403: AZWAIT_RBAC_GRACE, exit 6
+    NOT_FOUND = "not_found"  # ARM 404 for a VM never seen: replication lag, exit 4
+    NETWORK = "network"  # TLS trust or proxy on the way to ARM: AZWAIT_NETWORK_GRACE, exit 8
+    RETRY = "retry"  # throttling, 5xx, garbled bodies: bounded by AZWAIT_TIMEOUT alone
+
+
+class Transient(Exception):
+    """A failure that may clear by itself, of a ``Kind``.
+
     ``headers`` are the answer's read-budget counters, which a 429 carries too.
     """
 
-    def __init__(self, kind: str, reason: str, retry_after: Optional[float] = None,
+    def __init__(self, kind: Kind, reason: str, retry_after: Optional[float] = None,
                  headers: Optional[Mapping[str, str]] = None) -> None:
         super().__init__(reason)
         self.kind = kind

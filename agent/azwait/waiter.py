@@ -161,7 +161,7 @@ class Waiter:
     def _report_problem(self, failure: Transient) -> None:
         if failure.reason != self._last_problem:  # once per new problem, not per retry
             self._last_problem = failure.reason
-            self.log.warning("retrying", problem=failure.reason, kind=failure.kind,
+            self.log.warning("retrying", problem=failure.reason, kind=failure.kind.value,
                              retry_after=failure.retry_after)
 
     def _remaining(self) -> float:

@@ -359,3 +359,14 @@ def test_every_key_is_an_option() -> None:
                                timeout=30, env={**os.environ, "COLUMNS": "200"}).stdout
     for key in KEYS:
         assert key.flag in help_text, key.flag
+
+
+@pytest.mark.parametrize("status", [400, 409])
+def test_an_arm_4xx_that_waiting_cannot_change_is_exit_9(make_sim: Any, status: int) -> None:
+    """Not a bug (1), and not retried: one read, a typed error naming the resource."""
+    h = make_sim({"faults": [{"endpoint": "arm", "status": status}]})
+    result = h.run("--", *h.worker())
+    assert result.code == 9, result.stderr
+    assert len(h.arm_reads()) == 1 and h.worker_ran() is None
+    error = last_error(result)
+    assert "ARM rejected the read of /subscriptions/" in error and str(status) in error

@@ -17,7 +17,7 @@ from typing import Optional
 
 from azwait.policy import Graces, WaitPolicy
 from azwait.sim.throttle import Throttle, ThrottleConfig
-from azwait.transient import Transient
+from azwait.transient import Kind, Transient
 
 from .fleet_figures import Trace, least_left, tightest_refill
 
@@ -80,7 +80,7 @@ def run(fleet: Fleet, policy: str = "azwait", name: str = "", scale: float = 1.0
         delay: Optional[float]
         if not verdict.allowed:
             delay = SEED_INTERVAL if agent is None else agent.on_failure(
-                Transient("retry", "429", verdict.retry_after, headers), now)
+                Transient(Kind.RETRY, "429", verdict.retry_after, headers), now)
         else:
             state = "Succeeded" if now >= fleet.flips[vm] else "Creating"
             delay = (None if state == "Succeeded" else SEED_INTERVAL) if agent is None \

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from azwait.events import Event, parse_document
-from azwait.transient import Transient
+from azwait.transient import Kind, Transient
 
 PREEMPT = {
     "EventId": "602d9444-d2cd-49c7-8624-8643e7171297",
@@ -54,7 +54,7 @@ def test_the_drain_gets_every_field_as_a_variable() -> None:
 def test_malformed_documents_are_transient(document: Any) -> None:
     with pytest.raises(Transient) as caught:
         parse_document(document)
-    assert caught.value.kind == "imds"
+    assert caught.value.kind is Kind.IMDS
 
 
 def test_an_unreadable_not_before_is_bounded_by_the_timeout_alone() -> None:

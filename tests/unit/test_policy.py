@@ -16,7 +16,7 @@ from azwait.policy import (
     Graces,
     WaitPolicy,
 )
-from azwait.transient import Transient, parse_retry_after
+from azwait.transient import Kind, Transient, parse_retry_after
 
 GRACES = Graces(imds=120, identity=300, rbac=600, not_found=120, network=90)
 
@@ -74,13 +74,13 @@ def test_retry_after_is_never_undercut(retry_after: float) -> None:
     """A throttled read waits at least Retry-After, whatever the interval."""
     p = policy(interval=0.2)
     for _ in range(20):
-        assert p.on_failure(Transient("retry", "429", retry_after), 0.0) >= retry_after
+        assert p.on_failure(Transient(Kind.RETRY, "429", retry_after), 0.0) >= retry_after
 
 
 def test_backoff_grows_and_is_capped() -> None:
     """Repeated failures back off exponentially up to the cap."""
     p = policy(interval=5.0)
-    delays = [p.on_failure(Transient("retry", "500"), float(i)) for i in range(12)]
+    delays = [p.on_failure(Transient(Kind.RETRY, "500"), float(i)) for i in range(12)]
     assert delays[0] <= 5.0 and delays[3] > delays[0]
     assert max(delays) <= BACKOFF_CAP
 
@@ -89,19 +89,19 @@ def test_success_resets_backoff() -> None:
     """A good reading resets the failure streak."""
     p = policy()
     for i in range(6):
-        p.on_failure(Transient("retry", "500"), float(i))
+        p.on_failure(Transient(Kind.RETRY, "500"), float(i))
     p.on_state("Creating", {}, 10.0)
-    assert p.on_failure(Transient("retry", "500"), 11.0) <= 5.0
+    assert p.on_failure(Transient(Kind.RETRY, "500"), 11.0) <= 5.0
 
 
 @pytest.mark.parametrize("kind,grace,error,code", [
-    ("imds", 120, NotAzure, 5),
-    ("identity", 300, IdentityError, 6),
-    ("rbac", 600, IdentityError, 6),
-    ("not_found", 120, TerminalState, 4),
-    ("network", 90, NetworkPathError, 8),
+    (Kind.IMDS, 120, NotAzure, 5),
+    (Kind.IDENTITY, 300, IdentityError, 6),
+    (Kind.RBAC, 600, IdentityError, 6),
+    (Kind.NOT_FOUND, 120, TerminalState, 4),
+    (Kind.NETWORK, 90, NetworkPathError, 8),
 ])
-def test_grace_windows(kind: str, grace: float, error: type, code: int) -> None:
+def test_grace_windows(kind: Kind, grace: float, error: type, code: int) -> None:
     """Each failure kind is retried for its grace window, then fails with its exit code."""
     p = policy()
     assert p.on_failure(Transient(kind, "x"), 0.0) > 0
@@ -114,17 +114,17 @@ def test_grace_windows(kind: str, grace: float, error: type, code: int) -> None:
 def test_a_grace_runs_from_the_start_of_the_first_failed_attempt() -> None:
     """An attempt that hung until its own limit counts in full against the grace."""
     p = policy()
-    p.on_failure(Transient("imds", "hung"), 5.0, began=0.0)  # tried at 0, gave up at 5
+    p.on_failure(Transient(Kind.IMDS, "hung"), 5.0, began=0.0)  # tried at 0, gave up at 5
     with pytest.raises(NotAzure, match="AZWAIT_IMDS_GRACE=2m"):
-        p.on_failure(Transient("imds", "hung"), 120.0, began=115.0)
+        p.on_failure(Transient(Kind.IMDS, "hung"), 120.0, began=115.0)
 
 
 def test_attempts_never_outlast_a_running_grace() -> None:
     """No streak: no limit. Then what is left of the grace, but never under a second."""
     p = policy()
     assert p.attempt_limit(0.0) == float("inf")
-    p.on_failure(Transient("rbac", "403"), 0.0)
-    p.on_failure(Transient("imds", "hung"), 10.0, began=5.0)
+    p.on_failure(Transient(Kind.RBAC, "403"), 0.0)
+    p.on_failure(Transient(Kind.IMDS, "hung"), 10.0, began=5.0)
     assert p.attempt_limit(20.0) == pytest.approx(105.0)  # imds: 5 + 120 - 20
     assert p.attempt_limit(125.0) == SHORTEST_TRY
     p.on_state("Creating", {}, 126.0)
@@ -132,12 +132,12 @@ def test_attempts_never_outlast_a_running_grace() -> None:
 
 
 @pytest.mark.parametrize("kind,one_look,wait", [
-    ("imds", "not an Azure VM? x", "(for AZWAIT_IMDS_GRACE=2m)"),
-    ("rbac", "x", "(for AZWAIT_RBAC_GRACE=10m)"),
-    ("network", "x", "(for AZWAIT_NETWORK_GRACE=1m30s)"),
-    ("not_found", "may not be visible yet", "even after 2m of replication lag"),
+    (Kind.IMDS, "not an Azure VM? x", "(for AZWAIT_IMDS_GRACE=2m)"),
+    (Kind.RBAC, "x", "(for AZWAIT_RBAC_GRACE=10m)"),
+    (Kind.NETWORK, "x", "(for AZWAIT_NETWORK_GRACE=1m30s)"),
+    (Kind.NOT_FOUND, "may not be visible yet", "even after 2m of replication lag"),
 ])
-def test_one_look_errors_do_not_speak_of_waiting(kind: str, one_look: str, wait: str) -> None:
+def test_one_look_errors_do_not_speak_of_waiting(kind: Kind, one_look: str, wait: str) -> None:
     """The same failure reads as one look in status and as a spent grace in a wait."""
     look = WaitPolicy(5.0, Graces.none()).fatal(Transient(kind, "x"))
     assert one_look in look.message and "GRACE" not in look.message
@@ -147,7 +147,7 @@ def test_one_look_errors_do_not_speak_of_waiting(kind: str, one_look: str, wait:
 def test_plain_retries_have_no_grace() -> None:
     """Throttling and 5xx are bounded only by the overall timeout."""
     p = policy()
-    assert p.on_failure(Transient("retry", "503"), 1e6) > 0
+    assert p.on_failure(Transient(Kind.RETRY, "503"), 1e6) > 0
 
 
 def test_not_found_after_seen_is_terminal() -> None:
@@ -155,15 +155,15 @@ def test_not_found_after_seen_is_terminal() -> None:
     p = policy()
     p.on_state("Creating", {}, 0.0)
     with pytest.raises(TerminalState, match="deleted"):
-        p.on_failure(Transient("not_found", "ARM has no resource /x"), 1.0)
+        p.on_failure(Transient(Kind.NOT_FOUND, "ARM has no resource /x"), 1.0)
 
 
 def test_identity_message_says_how_to_fix() -> None:
     """The no-identity error tells how to assign an identity with Reader."""
     p = policy()
-    p.on_failure(Transient("identity", "no managed identity"), 0.0)
+    p.on_failure(Transient(Kind.IDENTITY, "no managed identity"), 0.0)
     with pytest.raises(IdentityError, match="Reader"):
-        p.on_failure(Transient("identity", "no managed identity"), 300.0)
+        p.on_failure(Transient(Kind.IDENTITY, "no managed identity"), 300.0)
 
 
 @pytest.mark.parametrize("value,seconds", [
