@@ -144,8 +144,11 @@ def test_man_page_simulator_example_works_as_written(tmp_path: Path) -> None:
 def test_the_build_uses_current_license_metadata(tmp_path: Path) -> None:
     """Building azwait prints no deprecation warning (setuptools stops accepting the
     old license table in 2027) and the wheel carries an SPDX License-Expression."""
+    source = tmp_path / "agent"  # a copy: an in-tree build would leave agent/build behind
+    shutil.copytree(ROOT / "agent", source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps",
-                           "--no-cache-dir", "-w", str(tmp_path), str(ROOT / "agent")],
+                           "--no-cache-dir", "-w", str(tmp_path), str(source)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "deprecat" not in (done.stdout + done.stderr).lower()
