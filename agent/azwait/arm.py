@@ -50,7 +50,7 @@ class NotFound(Transient):
 class ArmClient:
     def __init__(self, endpoint: Endpoint, subscription_id: str, identity: Identity) -> None:
         self.endpoint = endpoint
-        self._identity = identity
+        self.identity = identity
         self._client = ResourceManagementClient(
             identity,
             subscription_id,
@@ -64,7 +64,7 @@ class ArmClient:
         """One GET of the resource, its token included, within ``timeout``; throttling,
         5xx and garbled bodies are ``Transient``."""
         # A token request stuck past the read's own limit reports as itself (IMDS).
-        self._identity.timeout = min(self._identity.longest, timeout)
+        self.identity.timeout = min(self.identity.longest, timeout)
         try:
             resource, response = call_within(
                 timeout,

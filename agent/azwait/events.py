@@ -13,8 +13,10 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import json
+import math
 import os
 import random
+import shlex
 import signal
 import subprocess
 import time
@@ -22,10 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
 from .config import Config
-from .errors import ConfigError, Interrupted, NotAzure
+from .engine import Done, Engine, NotYet, Step
+from .errors import ConfigError, Interrupted
 from .imds import ImdsClient, Instance
 from .notify import Notifier
-from .policy import backoff
+from .policy import Graces, WaitPolicy
 from .transient import Kind, Transient
 
 PATH = "/metadata/scheduledevents"
@@ -133,12 +136,18 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 class Watcher:
-    """Polls Scheduled Events forever; drains and approves this VM's events once each."""
+    """Polls Scheduled Events until SIGTERM; drains and approves this VM's events once each.
+
+    ``clock`` and ``sleep`` are monotonic and time every wait; ``wall`` is read only
+    against an event's NotBefore, which Azure gives as a date.
+    """
 
     def __init__(self, config: Config, drain: Sequence[str], log: Any,
                  notifier: Optional[Notifier] = None, imds: Optional[ImdsClient] = None,
-                 clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 wall: Callable[[], float] = time.time,
+                 rng: Optional[random.Random] = None) -> None:
         if not drain:
             raise ConfigError("azwait events needs AZWAIT_DRAIN_COMMAND (or -- COMMAND)")
         self.config = config
@@ -148,15 +157,25 @@ class Watcher:
         self.imds = imds or ImdsClient(config.imds_endpoint)
         self.clock = clock
         self.sleep = sleep
+        self.wall = wall
         self.handled: set[str] = set()
-        self._rng = random.Random()
+        self._rng = rng or random.Random()
         self._incarnation: Any = None
+        self._failures = 0
+
+    def _engine(self, imds_grace: float, deadline: float = math.inf,
+                on_failure: Callable[[Transient], None] = lambda _: None) -> Engine:
+        """A wait whose IMDS trouble is retried for ``imds_grace`` (backoff from a second)."""
+        never = math.inf
+        policy = WaitPolicy(POLL, Graces(imds=imds_grace, identity=never, rbac=never,
+                                         not_found=never, network=never), rng=self._rng)
+        return Engine(deadline, policy, self.clock, self.sleep, on_failure=on_failure)
 
     def run(self) -> int:
         try:
             name = self._vm_name()
-            self.log.info("watching Scheduled Events", vm=name,
-                          drain=self.drain, types=list(self.config.drain_events))
+            self.log.info("watching Scheduled Events", vm=name, drain=shlex.join(self.drain),
+                          types=",".join(self.config.drain_events))
             self.notifier.ready(f"watching Scheduled Events for {name}")
             self._watch(name)
         except Interrupted as stop:
@@ -166,42 +185,39 @@ class Watcher:
         return 0
 
     def _vm_name(self) -> str:
-        deadline = self.clock() + self.config.limit("imds_grace")
-        failures = 0
-        while True:
-            try:
-                instance: Instance = self.imds.instance()
-                if instance.name:
-                    return instance.name
-                problem = Transient(Kind.IMDS, "IMDS instance document has no compute.name")
-            except Transient as err:
-                problem = err
-            failures += 1
-            if self.clock() >= deadline:
-                raise NotAzure(f"not an Azure VM? {problem.reason} for the whole "
-                               "AZWAIT_IMDS_GRACE")
-            self.sleep(backoff(failures, 1.0, self._rng))
+        def attempt(limit: float) -> Step[str]:
+            instance: Instance = self.imds.instance(timeout=min(READ_TIMEOUT, limit))
+            if not instance.name:
+                raise Transient(Kind.IMDS, "IMDS instance document has no compute.name")
+            return Done(instance.name)
+
+        return self._engine(self.config.limit("imds_grace")).run(attempt, _unreachable)
 
     def _watch(self, name: str) -> None:
-        failures = 0
+        """Read the document about once a second, for ever; IMDS trouble is retried for
+        ever too (the watcher is a service), said once per outage."""
         timeout = FIRST_TIMEOUT
-        while True:
-            try:
-                incarnation, events = self._fetch(timeout)
-            except Transient as err:
-                failures += 1
-                if failures == 1:
-                    self.log.warning("Scheduled Events unavailable; retrying", reason=err.reason)
-                self.sleep(max(err.retry_after or 0.0, backoff(failures, POLL, self._rng)))
-                continue
-            if failures:
-                self.log.info("Scheduled Events back", after_failures=failures)
-            failures, timeout = 0, READ_TIMEOUT
+        engine = self._engine(math.inf, on_failure=self._unavailable)
+
+        def attempt(limit: float) -> Step[None]:
+            nonlocal timeout
+            incarnation, events = self._fetch(min(timeout, limit))
+            timeout = READ_TIMEOUT
+            if self._failures:
+                self.log.info("Scheduled Events back", after_failures=self._failures)
+                self._failures = 0
             if incarnation != self._incarnation:
                 self._incarnation = incarnation
                 for event in events:
                     self.consider(event, name)
-            self.sleep(POLL)
+            return NotYet(POLL)
+
+        engine.run(attempt, _unreachable)
+
+    def _unavailable(self, failure: Transient) -> None:
+        self._failures += 1
+        if self._failures == 1:
+            self.log.warning("Scheduled Events unavailable; retrying", reason=failure.reason)
 
     def _fetch(self, timeout: float) -> tuple[Any, list[Event]]:
         response = self.imds.get(PATH, {"api-version": API_VERSION}, timeout)
@@ -231,7 +247,7 @@ class Watcher:
         self.notifier.status(f"draining: {event.type} {event.id}")
         limit = self.config.drain_timeout
         if event.not_before is not None:
-            limit = min(limit, event.not_before - APPROVE_MARGIN - self.clock())
+            limit = min(limit, event.not_before - APPROVE_MARGIN - self.wall())
         done = run_drain(self.drain, event, limit, os.environ)
         if done.problem:
             self.log.error("drain command failed to start", problem=done.problem, **facts)
@@ -253,24 +269,37 @@ class Watcher:
     def _approve(self, event: Event) -> bool:
         """POST StartRequests, retried until NotBefore (after that the platform goes anyway)."""
         body = {"StartRequests": [{"EventId": event.id}]}
-        until = event.not_before if event.not_before is not None else self.clock() + 60.0
-        failures = 0
-        while True:
-            try:
-                response = self.imds.request("POST", PATH, {"api-version": API_VERSION},
-                                             READ_TIMEOUT, body)
-            except Transient as err:
-                reason = err.reason
-            else:
-                if response.status_code == 200:
-                    self.log.info("event approved", event_id=event.id, type=event.type)
-                    return True
-                # 400 and the like: retrying the same request will not change the answer.
-                self.log.error("event not approved", event_id=event.id,
-                               reason=f"IMDS answered {response.status_code} to the approval")
-                return False
-            failures += 1
-            if self.clock() >= until:
-                self.log.error("event not approved", event_id=event.id, reason=reason)
-                return False
-            self.sleep(min(backoff(failures, POLL, self._rng), max(until - self.clock(), 0.1)))
+        # NotBefore is a date: how far off it is now, on the monotonic clock from here on.
+        left = event.not_before - self.wall() if event.not_before is not None else 60.0
+        problems: list[str] = []
+        engine = self._engine(math.inf, self.clock() + left,
+                              on_failure=lambda failure: problems.append(failure.reason))
+
+        def attempt(limit: float) -> Step[int]:
+            response = self.imds.request("POST", PATH, {"api-version": API_VERSION},
+                                         min(READ_TIMEOUT, limit), body)
+            return Done(response.status_code)
+
+        try:
+            status = engine.run(attempt, lambda: _NotApproved(
+                problems[-1] if problems else "NotBefore passed before it could be sent"))
+        except _NotApproved as late:
+            self.log.error("event not approved", event_id=event.id, reason=late.reason)
+            return False
+        if status == 200:
+            self.log.info("event approved", event_id=event.id, type=event.type)
+            return True
+        # 400 and the like: retrying the same request will not change the answer.
+        self.log.error("event not approved", event_id=event.id,
+                       reason=f"IMDS answered {status} to the approval")
+        return False
+
+
+class _NotApproved(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _unreachable() -> BaseException:
+    return AssertionError("a wait without a deadline cannot expire")

@@ -96,11 +96,15 @@ class WaitPolicy:
             return delay
         return delay + (CYCLE - phase) + self._rng.uniform(0.0, OPEN)
 
+    def on_success(self) -> None:
+        """An answer came: failure streaks and their backoff start over."""
+        self._since.clear()
+        self._failures = 0
+
     def on_state(self, state: str, headers: Mapping[str, str], now: float) -> Optional[float]:
         """None when the VM is Succeeded, else the delay before the next look."""
         self.seen = True
-        self._since.clear()
-        self._failures = 0
+        self.on_success()
         self.pacer.observe(headers, now)
         lowered = state.lower()
         if lowered == SUCCEEDED:

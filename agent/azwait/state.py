@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .clouds import CLOUDS
+from .engine import Done, Engine, NotYet, Step
 from .errors import TimeoutExpired
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -96,12 +97,10 @@ class State:
                          "the next run on this boot reads ARM again")
 
     @contextlib.contextmanager
-    def lock(self, deadline: float, clock: Callable[[], float] = time.monotonic,
-             sleep: Callable[[float], None] = time.sleep) -> Iterator[bool]:
-        """Hold the per-VM lock; yields whether another poller had it first.
-
-        Released when the block ends, before the worker starts.
-        """
+    def lock(self, engine: Engine) -> Iterator[bool]:
+        """Hold the per-VM lock, waiting for it within ``engine``'s deadline; yields
+        whether another poller had it first. Released when the block ends, before
+        the worker starts."""
         try:
             self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
             fd = os.open(self.directory / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -112,20 +111,23 @@ class State:
             yield False
             return
         waited = False
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as err:
-                    if err.errno not in (errno.EAGAIN, errno.EACCES):
-                        # e.g. ENOLCK on NFS
-                        self._cannot("take the wait lock", err, "waiting without it")
-                        break
+
+        def take(_: float) -> Step[None]:
+            nonlocal waited
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES):
+                    # e.g. ENOLCK on NFS
+                    self._cannot("take the wait lock", err, "waiting without it")
+                    return Done(None)
                 waited = True
-                if clock() >= deadline:
-                    raise TimeoutExpired("another azwait held the wait lock until AZWAIT_TIMEOUT")
-                sleep(min(LOCK_POLL, max(0.0, deadline - clock())))
+                return NotYet(LOCK_POLL)
+            return Done(None)
+
+        try:
+            engine.bare().run(take, lambda: TimeoutExpired(
+                "another azwait held the wait lock until AZWAIT_TIMEOUT"))
             yield waited
         finally:
             os.close(fd)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any, Optional, TextIO
 
+from . import clients
 from .config import Config
+from .engine import Done, Engine, Step
 from .errors import AzwaitError, TimeoutExpired
-from .imds import ImdsClient
 from .policy import Graces, WaitPolicy
 from .state import State, mismatch
-from .transient import Kind, Transient
 
 LOOK_TIMEOUT = 5.0
 
@@ -29,29 +30,29 @@ def marker_report(config: Config) -> Optional[dict[str, Any]]:
 
 
 def look(config: Config) -> tuple[dict[str, Any], Optional[AzwaitError]]:
-    """What azwait can tell right now, and the error that ended the look, if any."""
-    from .arm import ArmClient
-    from .clouds import endpoint_for
-    from .identity import Identity, isolate_environment
+    """What azwait can tell right now, and the error that ended the look, if any.
 
+    One look: a failure with a grace window ends it at once with that window's
+    error; throttling and the like are tried again for at most ``LOOK_TIMEOUT``.
+    """
     report: dict[str, Any] = {"marker": marker_report(config)}
     policy = WaitPolicy(config.interval, Graces.none())
-    try:
-        instance = ImdsClient(config.imds_endpoint).instance(timeout=LOOK_TIMEOUT)
+    problem: list[str] = []
+    engine = Engine(time.monotonic() + LOOK_TIMEOUT, policy,
+                    on_failure=lambda failure: problem.append(failure.reason))
+
+    def attempt(limit: float) -> Step[str]:
+        instance = clients.imds(config).instance(timeout=limit)
         report.update(resource=instance.resource_id, vm_id=instance.vm_id, cloud=instance.cloud)
-        isolate_environment(config.imds_endpoint)
-        endpoint = endpoint_for(instance.cloud, config.arm_endpoint)
-        identity = Identity(config.identity, timeout=LOOK_TIMEOUT)
-        report.update(arm=endpoint.url, identity=identity.kind)
-        reading = ArmClient(endpoint, instance.subscription_id, identity).read(
-            instance.resource_id, timeout=LOOK_TIMEOUT)
-        report["state"] = reading.state
-        if policy.on_state(reading.state, reading.headers, 0.0) is not None:
-            return report, TimeoutExpired(f"VM is {reading.state}, not Succeeded yet")
-    except Transient as failure:
-        if failure.kind is Kind.RETRY:
-            return report, TimeoutExpired(f"state unknown for now: {failure.reason}")
-        return report, policy.fatal(failure)
+        arm = clients.arm(config, instance)
+        report.update(arm=arm.endpoint.url, identity=arm.identity.kind)
+        return Done(arm.read(instance.resource_id, timeout=max(engine.remaining(), 0.1)).state)
+
+    try:
+        report["state"] = state = engine.run(attempt, lambda: TimeoutExpired(
+            "state unknown for now" + (f": {problem[-1]}" if problem else "")))
+        if policy.on_state(state, {}, 0.0) is not None:
+            return report, TimeoutExpired(f"VM is {state}, not Succeeded yet")
     except AzwaitError as err:
         return report, err
     return report, None

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from azwait.engine import Engine
 from azwait.state import State, boot_id, mismatch
 
 IMDS = "http://169.254.169.254"
@@ -50,7 +51,7 @@ def test_an_unusable_directory_warns_and_waits_on(tmp_path: Path) -> None:
     blocker.write_text("")
     warnings: list[str] = []
     state = State(str(blocker / "state"), warn=warnings.append)
-    with state.lock(time.monotonic() + 5) as waited:
+    with state.lock(Engine(time.monotonic() + 5)) as waited:
         assert waited is False
     state.record(**SEEN)
     assert len(warnings) == 1 and "cannot take the wait lock" in warnings[0]
@@ -60,7 +61,7 @@ def test_an_unusable_directory_warns_and_waits_on(tmp_path: Path) -> None:
 def test_a_failed_marker_write_is_a_warning(tmp_path: Path) -> None:
     warnings: list[str] = []
     state = State(str(tmp_path / "state"), warn=warnings.append)
-    with state.lock(time.monotonic() + 5):
+    with state.lock(Engine(time.monotonic() + 5)):
         (tmp_path / "state" / "succeeded.tmp").mkdir()  # the temporary cannot be written
         state.record(**SEEN)
     assert len(warnings) == 1 and "cannot write the Succeeded marker" in warnings[0]

@@ -1,0 +1,268 @@
+"""The waiter, the lock and the events loop on a fake clock: deadlines, graces,
+Retry-After, lock contention, NotBefore, and a wall clock that jumps mid-wait.
+
+Azure's side is scripted here; the same code paths meet the real HTTP simulator in
+the integration tests.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+
+from azwait.arm import Reading
+from azwait.clouds import Endpoint
+from azwait.config import Config, load
+from azwait.engine import Engine
+from azwait.errors import NotAzure, TimeoutExpired
+from azwait.events import Event, Watcher
+from azwait.imds import Instance
+from azwait.state import LOCK, State
+from azwait.transient import Kind, Transient
+from azwait.waiter import Waiter
+
+from .clock import FakeClock, Log
+
+INSTANCE = Instance(resource_id="/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/"
+                                "virtualMachineScaleSets/ss/virtualMachines/0",
+                    vm_id="v", name="ss_0", subscription_id="s", resource_group="g",
+                    scale_set="ss", cloud="AzurePublicCloud")
+HOUR = 3600.0
+
+
+def config(tmp_path: Path, **keys: str) -> Config:
+    environ = {"AZWAIT_STATE_DIR": str(tmp_path / "state"), "AZWAIT_INTERVAL": "5s",
+               **{f"AZWAIT_{name.upper()}": value for name, value in keys.items()}}
+    return load({}, environ, Path(os.devnull))
+
+
+class Imds:
+    """IMDS whose answers are scripted by time: ``answer(now, limit)``."""
+
+    def __init__(self, clock: FakeClock,
+                 answer: Callable[[float, float], Instance] = lambda now, limit: INSTANCE) -> None:
+        self.clock, self.answer = clock, answer
+        self.calls: list[tuple[float, float]] = []  # (when, limit)
+
+    def instance(self, timeout: float) -> Instance:
+        self.calls.append((self.clock.now, timeout))
+        return self.answer(self.clock.now, timeout)
+
+    def hangs(self, now: float, limit: float) -> Instance:
+        """Accepts and never answers: the request's own limit ends it."""
+        self.clock.advance(limit)
+        raise Transient(Kind.IMDS, f"IMDS did not answer in full within {limit:g}s")
+
+
+class Arm:
+    endpoint = Endpoint("https://management.azure.com", "https://management.azure.com/")
+
+    def __init__(self, clock: FakeClock, answer: Callable[[float], Reading]) -> None:
+        self.clock, self.answer = clock, answer
+        self.calls: list[tuple[float, float]] = []
+
+    def read(self, resource_id: str, timeout: float) -> Reading:
+        self.calls.append((self.clock.now, timeout))
+        return self.answer(self.clock.now)
+
+
+def waiter(tmp_path: Path, clock: FakeClock, imds: Imds, arm: Arm, log: Optional[Log] = None,
+           **keys: str) -> Waiter:
+    return Waiter(config(tmp_path, **keys), log or Log(), clock=clock.monotonic,
+                  sleep=clock.sleep, rng=random.Random(7), wall=clock.wall,
+                  imds=lambda _: imds, arm=lambda _config, _instance: arm)
+
+
+def creating(_: float) -> Reading:
+    return Reading("Creating", {})
+
+
+# -- deadlines ------------------------------------------------------------------------
+
+def test_retry_after_never_carries_a_wait_past_its_deadline(tmp_path: Path) -> None:
+    """ARM asks for 2 minutes; AZWAIT_TIMEOUT has 30 s: the wait ends at 30 s, and no
+    read starts at or after the deadline."""
+    clock = FakeClock()
+    start = clock.now
+
+    def throttled(_: float) -> Reading:
+        raise Transient(Kind.RETRY, "ARM answered 429", retry_after=120.0)
+
+    arm = Arm(clock, throttled)
+    w = waiter(tmp_path, clock, Imds(clock), arm, timeout="30s")
+    with pytest.raises(TimeoutExpired) as caught:
+        w.run(State(str(tmp_path / "state")))
+    assert clock.now == pytest.approx(start + 30)
+    assert arm.calls and all(when < start + 30 for when, _ in arm.calls)
+    assert all(when + limit <= start + 30 + 1e-9 for when, limit in arm.calls)
+    assert caught.value.message \
+        == "VM state never read (last problem: ARM answered 429) after AZWAIT_TIMEOUT=30s"
+
+
+def test_the_timeout_message_says_the_last_state(tmp_path: Path) -> None:
+    clock = FakeClock()
+    w = waiter(tmp_path, clock, Imds(clock), Arm(clock, creating), timeout="1m30s")
+    with pytest.raises(TimeoutExpired, match=r"^still Creating after AZWAIT_TIMEOUT=1m30s$"):
+        w.run(State(str(tmp_path / "state")))
+    assert w.attempt >= 15  # about every 5 s (jittered) for 90 s
+
+
+def test_succeeded_ends_the_wait_and_leaves_a_marker(tmp_path: Path) -> None:
+    clock = FakeClock()
+    flip = clock.now + 12
+    arm = Arm(clock, lambda now: Reading("Succeeded" if now >= flip else "Creating", {}))
+    w = waiter(tmp_path, clock, Imds(clock), arm)
+    state = State(str(tmp_path / "state"))
+    assert w.run(state) == INSTANCE.resource_id
+    assert flip <= clock.now <= flip + 5 * 1.15 + 0.5
+    assert state.vouching(w.config.imds_endpoint, None) is not None
+
+
+# -- graces ---------------------------------------------------------------------------
+
+def test_a_hanging_imds_ends_with_its_grace_not_after_it(tmp_path: Path) -> None:
+    """Each request hangs until its limit; the grace counts from the first one's start,
+    and no request is given longer than what is left of it."""
+    clock = FakeClock()
+    start = clock.now
+    imds = Imds(clock)
+    imds.answer = imds.hangs
+    w = waiter(tmp_path, clock, imds, Arm(clock, creating), imds_grace="12s")
+    with pytest.raises(NotAzure, match=r"AZWAIT_IMDS_GRACE=12s"):
+        w.run(State(str(tmp_path / "state")))
+    assert clock.now <= start + 12 + 1.0  # at most the shortest last try past it
+    assert all(limit <= 5.0 for _, limit in imds.calls)
+
+
+@pytest.mark.parametrize("jump", [HOUR, -HOUR])
+def test_a_wall_clock_step_moves_neither_deadline_nor_grace(tmp_path: Path, jump: float) -> None:
+    """NTP steps the wall clock by an hour mid-wait: both still end on time."""
+    clock = FakeClock()
+    start = clock.now
+    clock.at(start + 10, lambda: clock.jump_wall(jump))
+    w = waiter(tmp_path, clock, Imds(clock), Arm(clock, creating), timeout="40s")
+    with pytest.raises(TimeoutExpired):
+        w.run(State(str(tmp_path / "state")))
+    assert clock.now == pytest.approx(start + 40)
+
+    clock = FakeClock()
+    start = clock.now
+    clock.at(start + 3, lambda: clock.jump_wall(jump))
+    imds = Imds(clock)
+    imds.answer = imds.hangs
+    w = waiter(tmp_path, clock, imds, Arm(clock, creating), imds_grace="20s")
+    with pytest.raises(NotAzure):
+        w.run(State(str(tmp_path / "state")))
+    assert start + 20 <= clock.now <= start + 21
+
+
+def test_rbac_refusals_end_with_their_grace(tmp_path: Path) -> None:
+    clock = FakeClock()
+    start = clock.now
+
+    def forbidden(_: float) -> Reading:
+        raise Transient(Kind.RBAC, "ARM answered 403")
+
+    w = waiter(tmp_path, clock, Imds(clock), Arm(clock, forbidden), rbac_grace="2m")
+    with pytest.raises(Exception, match=r"ARM answered 403 \(for AZWAIT_RBAC_GRACE=2m\)") as caught:
+        w.run(State(str(tmp_path / "state")))
+    assert getattr(caught.value, "exit_code", None) == 6
+    assert start + 120 <= clock.now <= start + 121
+
+
+# -- the lock -------------------------------------------------------------------------
+
+@pytest.fixture
+def held_lock(tmp_path: Path) -> Iterator[Callable[[], None]]:
+    """The per-VM lock held by another open file (as another azwait process holds it)."""
+    directory = tmp_path / "state"
+    directory.mkdir()
+    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    released = []
+
+    def release() -> None:
+        if not released:
+            released.append(True)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    yield release
+    os.close(fd)
+
+
+def test_a_held_lock_is_waited_for_then_taken(tmp_path: Path,
+                                              held_lock: Callable[[], None]) -> None:
+    clock = FakeClock()
+    clock.at(clock.now + 3, held_lock)
+    with State(str(tmp_path / "state")).lock(Engine(clock.now + 60, None, clock.monotonic,
+                                                     clock.sleep)) as waited:
+        assert waited is True
+    assert clock.now == pytest.approx(1003, abs=0.11)
+
+
+def test_a_lock_held_past_the_deadline_is_a_timeout(tmp_path: Path,
+                                                    held_lock: Callable[[], None]) -> None:
+    clock = FakeClock()
+    start = clock.now
+    clock.at(start + 5, lambda: clock.jump_wall(HOUR))  # no effect on the deadline
+    lock = State(str(tmp_path / "state")).lock(Engine(start + 30, None, clock.monotonic,
+                                                       clock.sleep))
+    with pytest.raises(TimeoutExpired, match="another azwait held the wait lock"), lock:
+        pass
+    assert clock.now == pytest.approx(start + 30)
+
+
+# -- azwait events --------------------------------------------------------------------
+
+class EventsImds:
+    """IMDS for the watcher: the instance document, and approvals that keep failing."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.posts: list[float] = []
+
+    def instance(self, timeout: float) -> Instance:
+        self.clock.advance(timeout)
+        raise Transient(Kind.IMDS, "IMDS unreachable")
+
+    def request(self, method: str, path: str, params: Any, timeout: float,
+                body: Any = None) -> Any:
+        self.posts.append(self.clock.now)
+        self.clock.advance(0.2)
+        raise Transient(Kind.IMDS, "IMDS answered 503 for /metadata/scheduledevents")
+
+
+def watcher(tmp_path: Path, clock: FakeClock, log: Log, **keys: str) -> Watcher:
+    return Watcher(config(tmp_path, **keys), ["/bin/true"], log,
+                   imds=EventsImds(clock),  # type: ignore[arg-type]
+                   clock=clock.monotonic, sleep=clock.sleep, wall=clock.wall,
+                   rng=random.Random(3))
+
+
+def test_approval_is_retried_until_not_before_and_no_longer(tmp_path: Path) -> None:
+    clock = FakeClock()
+    start = clock.now
+    log = Log()
+    w = watcher(tmp_path, clock, log)
+    event = Event("e1", "Preempt", "Scheduled", ("ss_0",), clock.wall_now + 25, {})
+    clock.at(start + 5, lambda: clock.jump_wall(HOUR))  # NotBefore was read as "25 s away"
+    assert w._approve(event) is False
+    posts = w.imds.posts  # type: ignore[attr-defined]
+    assert len(posts) >= 4 and all(when < start + 25 for when in posts)
+    assert clock.now <= start + 25 + 0.2
+    assert log.events("error") == ["event not approved"]
+
+
+def test_the_watcher_gives_up_on_imds_after_its_grace(tmp_path: Path) -> None:
+    clock = FakeClock()
+    start = clock.now
+    clock.at(start + 30, lambda: clock.jump_wall(-HOUR))
+    with pytest.raises(NotAzure, match=r"AZWAIT_IMDS_GRACE=1m"):
+        watcher(tmp_path, clock, Log(), imds_grace="1m").run()
+    assert start + 60 <= clock.now <= start + 61
