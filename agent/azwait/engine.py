@@ -48,7 +48,7 @@ def _no_report(failure: Transient) -> None:
     pass
 
 
-def _no_pause(delay: float) -> None:
+def _no_pause(asked: float, pause: float) -> None:
     pass
 
 
@@ -59,13 +59,14 @@ class Engine:
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
                  on_failure: Callable[[Transient], None] = _no_report,
-                 before_pause: Callable[[float], None] = _no_pause) -> None:
+                 before_pause: Callable[[float, float], None] = _no_pause) -> None:
         self.deadline = deadline
         self.policy = policy
         self.clock = clock
         self.sleep = sleep
         self.on_failure = on_failure  # hears each failure the policy retries
-        self.before_pause = before_pause  # hears each pause before it starts
+        # Hears each pause before it starts: (what was asked for, what the deadline allows).
+        self.before_pause = before_pause
 
     def bare(self) -> Engine:
         """The same deadline and clock, without the policy or the hooks (e.g. for a lock)."""
@@ -104,7 +105,7 @@ class Engine:
 
     def pause(self, delay: float) -> None:
         """Sleep ``delay`` seconds, never past the deadline."""
-        delay = max(0.0, min(delay, self.remaining()))
-        self.before_pause(delay)
-        if delay > 0:
-            self.sleep(delay)
+        pause = max(0.0, min(delay, self.remaining()))
+        self.before_pause(delay, pause)
+        if pause > 0:
+            self.sleep(pause)

@@ -23,6 +23,9 @@ def is_journal(stream: TextIO, environ: Mapping[str, str]) -> bool:
     return (status.st_dev, status.st_ino) == (device, inode)
 
 
+READY_WAIT = 5.0  # READY=1 is what units are waiting for: worth waiting for room
+
+
 class Notifier:
     """Sends ``STATUS=``/``READY=1``; silent when not started by systemd."""
 
@@ -30,7 +33,9 @@ class Notifier:
         self._address = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
         self._last = ""
 
-    def send(self, *lines: str) -> None:
+    def send(self, *lines: str, wait: float = 0.0) -> None:
+        """Send one datagram; when systemd's queue is full, wait up to ``wait`` seconds
+        for room (0: drop it: a STATUS= line is a courtesy a later one replaces)."""
         if not self._address:
             return
         payload = "\n".join(lines)
@@ -41,13 +46,14 @@ class Notifier:
         address = "\0" + self._address[1:] if self._address.startswith("@") else self._address
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.settimeout(wait)
                 sock.connect(address)
                 sock.sendall(payload.encode())
         except OSError:
-            pass  # status is a courtesy; the wait itself must not fail on it
+            pass  # the wait itself must not fail on its notifications
 
     def status(self, text: str) -> None:
         self.send("STATUS=" + text)
 
     def ready(self, text: str) -> None:
-        self.send("READY=1", "STATUS=" + text)
+        self.send("READY=1", "STATUS=" + text, wait=READY_WAIT)

@@ -75,7 +75,7 @@ class Waiter:
                           cloud=instance.cloud)
             arm = self._arm(config, instance)
             self.log.debug("ARM endpoint", url=arm.endpoint.url, audience=arm.endpoint.audience)
-            self.engine.pause(self.policy.start_offset())
+            self.engine.bare().pause(self.policy.start_offset())
             self.engine.run(lambda limit: self._poll(arm, instance, limit), self._timeout)
             state.record(vmId=instance.vm_id, resourceId=instance.resource_id,
                          cloud=instance.cloud, imdsEndpoint=config.imds_endpoint,
@@ -96,17 +96,18 @@ class Waiter:
 
     # -- what a wait says while it waits ---------------------------------------------
 
-    def _before_pause(self, delay: float) -> None:
+    def _before_pause(self, delay: float, pause: float) -> None:
+        # The policy's plan, even when the deadline cuts the pause short.
         self.log.debug("next look", attempt=self.attempt, delay=round(delay, 2),
                        stretch=round(self.policy.pacer.stretch, 2))
         what = self.state or "looking up the VM"
         self.notifier.status(f"Waiting for Succeeded: {what}, attempt {self.attempt}, "
-                             f"next look in {delay:.0f}s")
+                             f"next look in {pause:.0f}s")
         now = self.clock()
         if now - self._last_progress >= PROGRESS_EVERY:
             self._last_progress = now
             self.log.info("still waiting", state=self.state, attempt=self.attempt,
-                          waited=self._waited(), interval=f"{delay:.1f}s",
+                          waited=self._waited(), interval=f"{pause:.1f}s",
                           stretch=round(self.policy.pacer.stretch, 2))
 
     def _report_problem(self, failure: Transient) -> None:

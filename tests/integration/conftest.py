@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 import shutil
@@ -88,6 +89,19 @@ class Harness:
 
     def arm_reads(self) -> list[dict[str, Any]]:
         return [r for r in self.sim.requests() if r["endpoint"] == "arm"]
+
+
+def log_lines(result: Result) -> list[dict[str, Any]]:
+    """azwait's JSON log lines (AZWAIT_LOG_FORMAT=json, the harness default)."""
+    return [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+
+
+def log_span(result: Result) -> float:
+    """Seconds between azwait's first and last log line, by its own timestamps: how long
+    the program says it ran, with no clock of the test's in the measure."""
+    stamps = [datetime.datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
+              for line in log_lines(result)]
+    return (stamps[-1] - stamps[0]).total_seconds()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ last line, not a clock in the test.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import shlex
@@ -19,20 +18,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import AZWAIT, Harness, Result
+from .conftest import AZWAIT, Harness, Result, log_lines, log_span
 
 SLACK = 3.0  # "within a few seconds": start-up, the last request's own limit
-
-
-def log_lines(result: Result) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
-
-
-def log_span(result: Result) -> float:
-    """Seconds between azwait's first and last log line, by its own timestamps."""
-    stamps = [datetime.datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
-              for line in log_lines(result)]
-    return (stamps[-1] - stamps[0]).total_seconds()
 
 
 def last_error(result: Result) -> str:

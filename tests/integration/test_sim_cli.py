@@ -181,7 +181,7 @@ def test_import_stays_light() -> None:
     code = (
         "import sys, azwait.sim\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in "
-        "('azure', 'requests', 'tenacity', 'structlog')]\n"
+        "('azure', 'requests', 'structlog')]\n"
         "print(heavy)\n"
     )
     done = subprocess.run(
