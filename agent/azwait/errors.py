@@ -102,7 +102,7 @@ class WorkerNotFound(AzwaitError):
 
 
 class Interrupted(BaseException):
-    """SIGTERM/SIGINT arrived: stop at once and exit 128+N.
+    """SIGTERM, SIGINT or SIGHUP arrived: stop at once and exit 128+N.
 
     A BaseException, like KeyboardInterrupt, so that no library's
     ``except Exception`` can swallow it mid-request.

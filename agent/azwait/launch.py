@@ -34,9 +34,10 @@ def check_executable(argv: Sequence[str], env: Mapping[str, str]) -> None:
 
 def exec_worker(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
     """Replace this process with ``argv`` (no shell); raise with 126/127 if impossible."""
-    # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive exec: a
-    # worker should get the default dispositions, as it would from systemd.
-    for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT):
+    # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive exec: a worker
+    # should get the default dispositions, as it would from systemd. (Caught ones,
+    # SIGTERM, SIGINT, SIGHUP and the request timer's SIGALRM, are reset by exec.)
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(signum, signal.SIG_DFL)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -43,3 +43,11 @@ def test_every_code_is_documented_once() -> None:
     assert len(codes) == len(set(codes))
     assert all(meaning for _, meaning in exit_codes())
     assert str(AzwaitError.exit_code) in codes
+
+
+def test_only_the_engine_sleeps() -> None:
+    """Every wait goes through engine.py: no sleep loop anywhere else in the agent."""
+    agent = ROOT / "agent" / "azwait"
+    sleepers = sorted(path.name for path in agent.glob("*.py")
+                      if re.search(r"\bsleep\(", path.read_text()))
+    assert sleepers == ["engine.py"]
