@@ -4,15 +4,17 @@ examples run as written."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
+
+import pytest
 
 from azwait.config import DURATION_FORMS, KEYS
 from azwait.errors import exit_codes
@@ -118,27 +120,42 @@ def roff_example(after: str) -> str:
     return block.replace("\\-", "-").replace("\\e", "\\")
 
 
+# The example names fixed ports and /tmp paths: run it in namespaces of its own (a
+# user namespace mapping this user to root, so no privilege is needed), where
+# nothing else running on this machine can share them.
+PRIVATE = ("ip link set lo up && for d in /tmp/azwait-sim /tmp/azwait-state; do "
+           "mkdir -p $d && mount -t tmpfs none $d; done && exec bash -c \"$1\"")
+
+
+def private_namespaces() -> bool:
+    return shutil.which("ip") is not None and subprocess.run(
+        ["unshare", "-rnm", "true"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.skipif(not private_namespaces(), reason="needs unshare -rnm and ip")
 def test_man_page_simulator_example_works_as_written(tmp_path: Path) -> None:
     """The man page's try-it-without-Azure example, run by a shell as printed."""
     script = roff_example("Try it without Azure")
     assert "azwait sim" in script and "azwait status" in script
-    shutil.rmtree("/tmp/azwait-sim", ignore_errors=True)
     env = {key: value for key, value in os.environ.items() if not key.startswith("AZWAIT_")}
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.pop("REQUESTS_CA_BUNDLE", None)
-    # The backgrounded simulator is in the shell's process group: stopped with it.
-    proc = subprocess.Popen(["bash", "-c", script], env=env, cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=90)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        time.sleep(0.2)
+    # Output to files, not pipes: the backgrounded simulator would hold a pipe open
+    # for its whole --duration. Its namespaces end with it.
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("w") as stdout_file, err.open("w") as stderr_file:
+        proc = subprocess.Popen(["unshare", "-rnm", "--kill-child", "sh", "-c", PRIVATE, "sh",
+                                 script], env=env, cwd=tmp_path, stdout=stdout_file,
+                                stderr=stderr_file, start_new_session=True)
+        try:
+            proc.wait(timeout=90)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    stdout, stderr = out.read_text(), err.read_text()
     assert proc.returncode == 0, stderr
     assert re.search(r"^state: +Creating$", stdout, re.MULTILINE), stdout
     assert stdout.rstrip().endswith("worker started"), stdout
-    shutil.rmtree("/tmp/azwait-state", ignore_errors=True)
 
 
 def test_the_build_uses_current_license_metadata(tmp_path: Path) -> None:
