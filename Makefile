@@ -11,14 +11,16 @@ STAMP := $(VENV)/.installed
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
-$(STAMP): agent/pyproject.toml agent/requirements.lock
+$(STAMP): agent/pyproject.toml agent/requirements.lock sim/pyproject.toml tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r agent/requirements.lock -r tests/requirements.txt
-	$(BIN)/pip install --quiet --no-deps -e agent
+	$(BIN)/pip install --quiet --no-deps -e agent -e sim
+	@# Both went in with --no-deps: the pins must satisfy what each declares.
+	$(BIN)/pip check
 	touch $@
 
-venv: $(STAMP) ## Create .venv with azwait and the pinned dependencies
+venv: $(STAMP) ## Create .venv with azwait, azwait-sim and the pinned dependencies
 
 demo: $(STAMP) ## Watch azwait hold a worker until the simulated VM turns Succeeded
 	tests/demo.sh $(BIN)
@@ -38,7 +40,7 @@ cloudinit-fixtures: $(CLOUDINIT_FIXTURES) ## Debian's cloud-init 22.4 and 25.1 s
 unit: $(STAMP) $(CLOUDINIT_FIXTURES) ## Unit tests (pure logic; cloud-init registration against cloud-init's own code)
 	$(BIN)/python -m pytest -q tests/unit
 
-integration: $(STAMP) ## The real azwait executable against azwait sim on loopback
+integration: $(STAMP) ## The real azwait executable against azwait-sim on loopback
 	$(BIN)/python -m pytest -q tests/integration
 
 # Every Python the images ship: 3.9 (RHEL 9), 3.10 (Ubuntu 22.04), 3.11 (Debian 12),
@@ -49,8 +51,9 @@ matrix: ## Unit and integration tests on every other supported Python (pyenv's o
 	tests/matrix.sh $(MATRIX)
 
 lint: $(STAMP) ## ruff and mypy
-	$(BIN)/ruff check agent tests cloud-init
+	$(BIN)/ruff check agent sim tests cloud-init
 	$(BIN)/mypy --config-file agent/pyproject.toml agent/azwait cloud-init/register.py
+	$(BIN)/mypy --config-file sim/pyproject.toml sim/azwait_sim
 
 packer-check: ## Validate the Packer template offline (installs packer and shellcheck if missing)
 	tests/packer/check.sh

@@ -6,7 +6,7 @@ work=$(mktemp -d)
 trap 'kill "$sim_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 flip=${DEMO_FLIP:-8}
-"$bin/azwait" sim --states "Creating@0,Succeeded@$flip" --ready-file "$work/ready.json" \
+"$bin/azwait-sim" --states "Creating@0,Succeeded@$flip" --ready-file "$work/ready.json" \
   --duration 120 >/dev/null &
 sim_pid=$!
 for _ in $(seq 50); do [ -s "$work/ready.json" ] && break; sleep 0.1; done
@@ -23,4 +23,4 @@ kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
 echo "== the simulator is gone; a second call on the same boot returns at once (marker, no network):"
 AZWAIT_IMDS_ENDPOINT=$(field imds) AZWAIT_ARM_ENDPOINT=$(field arm) AZWAIT_STATE_DIR="$work/state" \
 AZWAIT_LOG_FORMAT=console "$bin/azwait" --config /dev/null -- echo "worker started again"
-echo "== azwait is $bin/azwait (and azwait sim the simulator): try $bin/azwait --help"
+echo "== azwait is $bin/azwait (and $bin/azwait-sim the simulator): try --help on either"

@@ -17,12 +17,17 @@ for version in "$@"; do
     fi
     venv=.venv-$version
     stamp=$venv/.installed
-    if [ ! -f "$stamp" ] || [ agent/requirements.lock -nt "$stamp" ] || [ tests/requirements.txt -nt "$stamp" ]; then
+    stale=0
+    for input in agent/pyproject.toml agent/requirements.lock sim/pyproject.toml tests/requirements.txt; do
+        [ "$input" -nt "$stamp" ] && stale=1
+    done
+    if [ ! -f "$stamp" ] || [ "$stale" = 1 ]; then
         rm -rf "$venv"
         { "$python" -m venv "$venv" &&
             "$venv/bin/pip" install -q --disable-pip-version-check -r agent/requirements.lock \
                 -r tests/requirements.txt &&
-            "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e agent &&
+            "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e agent -e sim &&
+            "$venv/bin/pip" check --disable-pip-version-check &&
             touch "$stamp"; } 2>&1 | { grep -v '^WARNING: Location' || true; }
         if [ ! -f "$stamp" ]; then
             summary+=("FAILED   Python $version ($python): the pinned set does not install")

@@ -23,10 +23,13 @@ azwait [OPTIONS] [-- COMMAND [ARG...]]  wait for Succeeded; then exec COMMAND, o
        azwait --detach [OPTIONS] -- COMMAND... hand wait+exec to systemd; return at once
        azwait events [OPTIONS] [-- DRAIN...]   watch Scheduled Events; drain, then approve
        azwait status [--json]                  one look: resource, cloud, identity, state
-       azwait clean                            forget per-VM state (last step of an image build)
-       azwait sim [OPTIONS]                    the built-in Azure simulator (azwait sim --help)"""
+       azwait clean                            forget per-VM state (last step of an image build)"""
 
-VERBS = ("status", "clean", "events", "sim")
+VERBS = ("status", "clean", "events")
+# The simulator was once a verb; it is a package of its own so that production
+# VMs carry no fake Azure and no certificate generator.
+SIM_MOVED = ("the simulator is not part of azwait: it is the separate azwait-sim command "
+             "(package azwait-sim, never for production VMs); see azwait-sim --help")
 
 
 def _epilog() -> str:
@@ -68,6 +71,8 @@ def _verb(words: Sequence[str]) -> Optional[str]:
     """The verb, if any; a stray word is most likely a COMMAND missing its ``--``."""
     if not words:
         return None
+    if words[0] == "sim":
+        raise ConfigError(SIM_MOVED)
     if words[0] not in VERBS:
         raise ConfigError(f"unexpected word {words[0]!r}: a command to run goes after --, as "
                           f"in 'azwait -- {shlex.join(words)}'; the verbs are {', '.join(VERBS)}")
@@ -154,21 +159,14 @@ def _clean(config: Config) -> int:
 
 
 def run(argv: Sequence[str]) -> int:
-    if argv[:1] == ["sim"]:
-        from . import sim
-
-        sim_parser = _Parser(prog="azwait sim", description="The built-in Azure simulator "
-                             "(IMDS, managed-identity tokens, ARM) for demos and tests.")
-        sim.add_arguments(sim_parser)
-        return sim.run(sim_parser.parse_args(list(argv[1:])))
+    if argv[:1] == ["sim"]:  # before parsing: the simulator's options are not azwait's
+        raise ConfigError(SIM_MOVED)
     head, command = _split_command(argv)
     parser = _parser()
     args, unknown = parser.parse_known_args(head)
     verb = _verb([*args.words, *unknown] if args.words else [])
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if verb == "sim":
-        raise ConfigError("the simulator takes its options after the word sim: azwait sim --help")
     if command and verb not in (None, "events"):
         raise ConfigError(f"azwait {verb} takes no -- COMMAND")
     if args.json and verb != "status":

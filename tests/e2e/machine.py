@@ -1,5 +1,5 @@
 """Real boots: Debian root filesystems with the .deb, booted by systemd-nspawn in
-a network namespace where ``azwait sim`` is Azure at its production addresses.
+a network namespace where ``azwait-sim`` is Azure at its production addresses.
 
 - IMDS: ``http://169.254.169.254:80`` (an address on the namespace's loopback).
 - ARM: ``https://management.azure.com`` — the guest's ``/etc/hosts`` points the
@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
-from azwait.sim.tls import ensure_certificates
+from azwait_sim.tls import ensure_certificates
 
 TOP = Path(__file__).resolve().parents[2]
 WORK = TOP / "build" / "e2e"
@@ -176,7 +176,7 @@ class Azure:
         self.log.unlink(missing_ok=True)
         with open(self.dir / "sim.err", "w") as errors:
             self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.name, sys.executable, "-m", "azwait.sim",
+                ["ip", "netns", "exec", self.name, sys.executable, "-m", "azwait_sim",
              "--imds-host", "169.254.169.254", "--imds-port", "80",
                  "--arm-host", ARM_ADDRESS, "--arm-port", "443",
                  "--cert-dir", str(WORK / "certs"), "--scenario", str(scenario_file),

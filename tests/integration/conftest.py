@@ -1,4 +1,4 @@
-"""Run the installed ``azwait`` executable against ``azwait sim`` on loopback."""
+"""Run the installed ``azwait`` executable against the simulator (azwait-sim) on loopback."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import pytest
 
-from azwait.sim import Scenario, Simulator
+from azwait_sim import Scenario, Simulator
 
 AZWAIT = shutil.which("azwait", path=os.path.dirname(sys.executable)) or "azwait"
 

@@ -1,11 +1,12 @@
-"""`azwait sim` on the command line: the ready line, flags, exit codes, signals."""
+"""`azwait-sim` on the command line: the ready line, flags, exit codes, signals; and
+`azwait sim`, which is gone, pointing at it."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,15 +19,18 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-import azwait
-from azwait.sim import add_arguments, run
+import azwait_sim
+from azwait_sim import add_arguments, main, run
 
-AGENT_DIR = str(Path(azwait.__file__).resolve().parent.parent)
+from .conftest import AZWAIT
+
+SIM_DIR = str(Path(azwait_sim.__file__).resolve().parent.parent)
+AZWAIT_SIM = shutil.which("azwait-sim", path=os.path.dirname(sys.executable)) or "azwait-sim"
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="azwait sim")
+    parser = argparse.ArgumentParser(prog="azwait-sim")
     add_arguments(parser)
     return parser.parse_args(list(argv))
 
@@ -36,7 +40,15 @@ def python(*args: str) -> list[str]:
 
 
 def child_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": AGENT_DIR, "PYTHONDONTWRITEBYTECODE": "1"}
+    return {**os.environ, "PYTHONPATH": SIM_DIR, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def main_exit(argv: list[str]) -> Any:
+    """main()'s exit status, whether returned or raised (argparse raises SystemExit)."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
 
 
 def wait_for(path: Path, timeout: float = 10) -> dict[str, Any]:
@@ -101,11 +113,11 @@ def test_run_prints_ready_line_and_serves_until_duration(
 def test_bad_flags_exit_2_with_one_line(
     argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Bad flags: exit 2, one stderr line "azwait sim: <problem>", nothing on stdout."""
+    """Bad flags: exit 2, one stderr line "azwait-sim: <problem>", nothing on stdout."""
     assert run(parse(*argv)) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith(f"azwait sim: {problem}")
+    assert captured.err.startswith(f"azwait-sim: {problem}")
     assert captured.err.count("\n") == 1
 
 
@@ -116,7 +128,7 @@ def test_bad_scenario_file_names_the_key(
     scenario = tmp_path / "s.json"
     scenario.write_text(json.dumps({"faults": [{"endpoint": "arm", "stauts": 500}]}))
     assert run(parse("--scenario", str(scenario))) == 2
-    assert capsys.readouterr().err.startswith("azwait sim: faults[0].stauts: unknown key")
+    assert capsys.readouterr().err.startswith("azwait-sim: faults[0].stauts: unknown key")
 
 
 def test_port_in_use_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,7 +140,7 @@ def test_port_in_use_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         busy.listen()
         port = busy.getsockname()[1]
         assert run(parse("--imds-port", str(port), "--no-tls")) == 2
-    assert capsys.readouterr().err.startswith("azwait sim: ")
+    assert capsys.readouterr().err.startswith("azwait-sim: ")
 
 
 def test_tls_name_is_in_the_certificate(tmp_path: Path) -> None:
@@ -143,9 +155,9 @@ def test_tls_name_is_in_the_certificate(tmp_path: Path) -> None:
 
 
 def test_module_runs_and_stops_on_sigterm(tmp_path: Path) -> None:
-    """`python -m azwait.sim` prints the ready line and exits 0 on SIGTERM."""
+    """`python -m azwait_sim` prints the ready line and exits 0 on SIGTERM."""
     proc = subprocess.Popen(
-        python("-m", "azwait.sim", "--no-tls", "--cert-dir", str(tmp_path)),
+        python("-m", "azwait_sim", "--no-tls", "--cert-dir", str(tmp_path)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -159,29 +171,68 @@ def test_module_runs_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert proc.stderr is not None and proc.stderr.read() == ""
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("azwait.__main__") is None, reason="the agent's CLI is not there yet"
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["--states"], "argument --states: expected one argument"),
+        (["--states", "Creating@soon"], "--states"),
+    ],
 )
-def test_azwait_sim_subcommand_bad_flag(tmp_path: Path) -> None:
-    """`python -m azwait sim` with a bad flag: exit 2, one line, no traceback."""
+def test_main_bad_input_is_one_line_and_exit_2(
+    argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """main(): argparse's complaints too are one line (no usage block), exit 2."""
+    assert main_exit(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"azwait-sim: {problem}") and captured.err.count("\n") == 1
+
+
+def test_main_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main_exit(["--version"]) == 0
+    assert capsys.readouterr().out == f"azwait-sim {azwait_sim.__version__}\n"
+
+
+def test_the_azwait_sim_command(tmp_path: Path) -> None:
+    """The installed console script: --help, and a bad flag in one line with no traceback."""
     done = subprocess.run(
-        python("-m", "azwait", "sim", "--states", "Creating@soon"),
-        check=False,
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=30,
+        [AZWAIT_SIM, "--help"], check=False, capture_output=True, text=True, timeout=30
     )
-    assert done.returncode == 2
-    assert done.stderr.startswith("azwait sim: --states") and done.stderr.count("\n") == 1
+    assert done.returncode == 0 and done.stdout.startswith("usage: azwait-sim ")
+    assert "--states" in done.stdout and "--version" in done.stdout
+    done = subprocess.run(
+        [AZWAIT_SIM, "--imds-port", "http"], check=False, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "azwait-sim: --imds-port: expected a port number 0-65535, got 'http'\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sim", "--states", "Creating@0,Succeeded@15"],
+        ["sim", "--help"],
+        ["sim"],
+        ["--config", "/dev/null", "sim", "--imds-port", "18080"],
+    ],
+)
+def test_azwait_sim_is_gone_and_says_where_it_went(argv: list[str]) -> None:
+    """`azwait sim`: exit 2, one line naming the azwait-sim command, before anything else."""
+    done = subprocess.run(
+        [AZWAIT, *argv], check=False, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("azwait: ") and done.stderr.count("\n") == 1
+    assert "azwait-sim --help" in done.stderr and "production" in done.stderr
 
 
 def test_import_stays_light() -> None:
-    """Importing the simulator loads none of the agent's HTTP or Azure stack."""
+    """Importing the simulator loads nothing of the agent, nor its HTTP or Azure stack."""
     code = (
-        "import sys, azwait.sim\n"
+        "import sys, azwait_sim\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in "
-        "('azure', 'requests', 'structlog')]\n"
+        "('azwait', 'azure', 'requests', 'structlog')]\n"
         "print(heavy)\n"
     )
     done = subprocess.run(

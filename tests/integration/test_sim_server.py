@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from azwait.sim import Scenario, Simulator
+from azwait_sim import Scenario, Simulator
 
 API = "api-version=2021-02-01"
 ARM_API = "api-version=2024-07-01"

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from azwait.sim import Scenario, Simulator
+from azwait_sim import Scenario, Simulator
 
 HERE = Path(__file__).resolve().parent
 AZWAIT = shutil.which("azwait", path=os.path.dirname(sys.executable)) or "azwait"

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from azwait.sim import Scenario, Simulator
+from azwait_sim import Scenario, Simulator
 
 from .fleet_figures import Trace, figures, least_left, tightest_refill, verdicts
 from .fleet_model import Fleet

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from azwait.policy import Graces, WaitPolicy
-from azwait.sim.throttle import Throttle, ThrottleConfig
 from azwait.transient import Kind, Transient
+from azwait_sim.throttle import Throttle, ThrottleConfig
 
 from .fleet_figures import Trace, least_left, tightest_refill
 

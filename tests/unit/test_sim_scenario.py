@@ -1,4 +1,4 @@
-"""Scenario JSON validation and the `azwait sim` command-line shorthands."""
+"""Scenario JSON validation and the `azwait-sim` command-line shorthands."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from azwait.sim import Scenario
-from azwait.sim.fleet import Fleet
-from azwait.sim.scenario import apply_flags, parse_identity_flags, parse_states_flag
+from azwait_sim import Scenario
+from azwait_sim.fleet import Fleet
+from azwait_sim.scenario import apply_flags, parse_identity_flags, parse_states_flag
 
 
 def test_empty_scenario_has_working_defaults() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from azwait.sim.throttle import Throttle, ThrottleConfig, TokenBucket, parse_throttle
+from azwait_sim.throttle import Throttle, ThrottleConfig, TokenBucket, parse_throttle
 
 
 class FakeClock:

@@ -18,8 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
-from azwait.sim.wire import Reply, Request, json_reply
-from azwait.sim.world import World
+from azwait_sim.wire import Reply, Request, json_reply
+from azwait_sim.world import World
 
 Route = Callable[[World, Request], Reply]
 # Idle keep-alive connections and stalled TLS handshakes give their thread back.
@@ -128,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             # A simulator bug must not pass for an Azure answer the agent should handle.
             traceback.print_exc(file=sys.stderr)
-            reply = json_reply(500, {"error": "azwait sim internal error (a bug in the simulator)"})
+            reply = json_reply(500, {"error": "azwait-sim internal error (a bug in the simulator)"})
         if reply.delay > 0:
             server.world.stopping.wait(reply.delay)
         server.log.record(log_entry(server.world, request, reply))

@@ -6,12 +6,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from azwait.sim.events import EventBoard
-from azwait.sim.faults import FaultBook
-from azwait.sim.fleet import Fleet
-from azwait.sim.identity import TokenStore, seeded
-from azwait.sim.scenario import Scenario
-from azwait.sim.throttle import Throttle
+from azwait_sim.events import EventBoard
+from azwait_sim.faults import FaultBook
+from azwait_sim.fleet import Fleet
+from azwait_sim.identity import TokenStore, seeded
+from azwait_sim.scenario import Scenario
+from azwait_sim.throttle import Throttle
 
 
 class World:

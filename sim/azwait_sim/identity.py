@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from azwait.sim import spec
+from azwait_sim import spec
 
 # IMDS accepts either spelling for a resource id; azure-identity sends msi_res_id.
 _SELECTORS = ("client_id", "object_id", "msi_res_id", "mi_res_id")

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from azwait.sim import spec
-from azwait.sim.events import EventSpec, parse_events
-from azwait.sim.faults import Fault, parse_faults
-from azwait.sim.identity import IdentitySpec, parse_identity, seeded
-from azwait.sim.throttle import ThrottleConfig, parse_throttle
+from azwait_sim import spec
+from azwait_sim.events import EventSpec, parse_events
+from azwait_sim.faults import Fault, parse_faults
+from azwait_sim.identity import IdentitySpec, parse_identity, seeded
+from azwait_sim.throttle import ThrottleConfig, parse_throttle
 
 # Cloud -> the ARM audience its tokens must carry.
 CLOUDS = {

@@ -1,4 +1,4 @@
-"""``azwait sim``: run the simulator until SIGTERM/SIGINT or ``--duration``.
+"""``azwait-sim``: run the simulator until SIGTERM/SIGINT or ``--duration``.
 
 On start it prints one JSON line (also written to ``--ready-file``) saying where
 IMDS and ARM listen and which CA to trust. Bad flags or scenarios give one line
@@ -18,17 +18,18 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
-from azwait.sim.scenario import Scenario, apply_flags
-from azwait.sim.simulator import Simulator
+from azwait_sim.scenario import Scenario, apply_flags
+from azwait_sim.simulator import Simulator
 
+PROG = "azwait-sim"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``azwait sim`` options; dests start with ``sim_`` to stay out of the
-    way of the main command's own options."""
+    """Add the simulator's options; dests start with ``sim_`` to stay out of the
+    way of any options of the caller's own parser."""
     net = parser.add_argument_group("where to listen")
     net.add_argument(
         "--host",
@@ -198,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             ready_file.unlink(missing_ok=True)  # a stale one would say "ready" too soon
         sim.start()
     except (ValueError, OSError) as err:
-        print(f"azwait sim: {err}", file=sys.stderr)
+        print(f"{PROG}: {err}", file=sys.stderr)
         return 2
     done = threading.Event()
     previous: dict[signal.Signals, Any] = {}
@@ -220,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         while not done.is_set() and time.monotonic() < deadline:
             done.wait(min(0.2, deadline - time.monotonic()))
     except OSError as err:
-        print(f"azwait sim: {err}", file=sys.stderr)
+        print(f"{PROG}: {err}", file=sys.stderr)
         return 2
     finally:
         sim.stop()
@@ -229,7 +230,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line and exit 2, as run() reports a bad value; the usage is --help's.
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="azwait sim", description=__doc__.split("\n")[0])
+    """The ``azwait-sim`` command (and ``python -m azwait_sim``)."""
+    from azwait_sim import __version__
+
+    parser = _Parser(
+        prog=PROG,
+        description="A stand-in for Azure IMDS, managed-identity tokens and ARM, to test "
+        "azwait and image boot gating without Azure. Never install it on a production VM.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except KeyboardInterrupt:
+        # Ctrl-C before run() took over SIGINT (while making certificates): no traceback.
+        return 130

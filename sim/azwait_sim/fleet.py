@@ -8,8 +8,8 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from azwait.sim.identity import Principal, new_guid, new_principal, seeded
-from azwait.sim.scenario import STATES, Scenario
+from azwait_sim.identity import Principal, new_guid, new_principal, seeded
+from azwait_sim.scenario import STATES, Scenario
 
 
 @dataclass

@@ -9,12 +9,12 @@ import json
 import re
 from typing import Any
 
-from azwait.sim.documents import instance_document
-from azwait.sim.faults import render
-from azwait.sim.fleet import VM
-from azwait.sim.identity import Grant, IdentityError, choose
-from azwait.sim.wire import Reply, Request, json_reply, text_reply
-from azwait.sim.world import World
+from azwait_sim.documents import instance_document
+from azwait_sim.faults import render
+from azwait_sim.fleet import VM
+from azwait_sim.identity import Grant, IdentityError, choose
+from azwait_sim.wire import Reply, Request, json_reply, text_reply
+from azwait_sim.world import World
 
 VERSIONS = (
     "2017-03-01",

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
-from azwait.sim import spec
-from azwait.sim.identity import new_guid
+from azwait_sim import spec
+from azwait_sim.identity import new_guid
 
 # Type -> (usual notice in seconds, description IMDS gives).
 EVENT_TYPES = {

@@ -12,14 +12,14 @@ import math
 import re
 import uuid
 
-from azwait.sim.documents import COMPUTE_VERSIONS, provider_document, vm_resource
-from azwait.sim.faults import render
-from azwait.sim.fleet import VM
-from azwait.sim.identity import Grant
-from azwait.sim.scenario import LEGACY_AUDIENCES
-from azwait.sim.throttle import Verdict
-from azwait.sim.wire import Reply, Request, json_reply
-from azwait.sim.world import World
+from azwait_sim.documents import COMPUTE_VERSIONS, provider_document, vm_resource
+from azwait_sim.faults import render
+from azwait_sim.fleet import VM
+from azwait_sim.identity import Grant
+from azwait_sim.scenario import LEGACY_AUDIENCES
+from azwait_sim.throttle import Verdict
+from azwait_sim.wire import Reply, Request, json_reply
+from azwait_sim.world import World
 
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 _PROVIDER = re.compile(r"^/subscriptions/([^/]+)/providers/microsoft\.compute$", re.IGNORECASE)

@@ -13,12 +13,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from azwait.sim import arm, imds
-from azwait.sim.fleet import VM
-from azwait.sim.scenario import Scenario
-from azwait.sim.server import RequestLog, SimServer
-from azwait.sim.tls import ensure_certificates
-from azwait.sim.world import World
+from azwait_sim import arm, imds
+from azwait_sim.fleet import VM
+from azwait_sim.scenario import Scenario
+from azwait_sim.server import RequestLog, SimServer
+from azwait_sim.tls import ensure_certificates
+from azwait_sim.world import World
 
 _WILDCARDS = ("", "0.0.0.0", "::")  # noqa: S104 - names to recognise, not to bind
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")

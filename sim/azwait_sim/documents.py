@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from azwait.sim.fleet import VM
-from azwait.sim.scenario import Scenario
+from azwait_sim.fleet import VM
+from azwait_sim.scenario import Scenario
 
 # Versions Microsoft.Compute answers for virtualMachines and scale-set VMs.
 COMPUTE_VERSIONS = (

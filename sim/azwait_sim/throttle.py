@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from azwait.sim import spec
+from azwait_sim import spec
 
 # Keeps ceil() from turning 5.000000001 s of float drift into a 6 s Retry-After.
 _EPSILON = 1e-9

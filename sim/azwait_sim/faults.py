@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from azwait.sim import spec
-from azwait.sim.wire import Reply, json_reply, text_reply
+from azwait_sim import spec
+from azwait_sim.wire import Reply, json_reply, text_reply
 
 # "events" covers reading and approving; "events-approve" the approvals alone.
 ENDPOINTS = ("instance", "versions", "token", "arm", "events", "events-approve")
