@@ -68,22 +68,26 @@ apt_ensure = missing=$$(for p in $(1); do \
 
 DEB_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' agent/azwait/__init__.py)
 DEB = build/azwait_$(DEB_VERSION)_all.deb
+SIM_DEB = build/azwait-sim_$(DEB_VERSION)_all.deb
 DEB_BUILD_DEPS := build-essential dpkg-dev debhelper dh-python python3 python3-pip \
 	python3-requests python3-cryptography python3-pytest lintian
 
-deb: ## Build build/azwait_<version>_all.deb (as root on Debian 12; installs the build tools)
+deb: ## Build build/azwait{,-sim}_<version>_all.deb (as root on Debian 12; installs the build tools)
 	@$(call apt_ensure,$(DEB_BUILD_DEPS))
 	mkdir -p build/wheels
 	/usr/bin/python3 -m pip download --quiet --require-hashes --no-deps --only-binary=:all: \
 	    --dest build/wheels -r agent/vendor.lock
 	dpkg-buildpackage -us -uc -b
-	mv ../azwait_$(DEB_VERSION)_all.deb ../azwait_$(DEB_VERSION)_*.buildinfo ../azwait_$(DEB_VERSION)_*.changes build/
+	mv ../azwait_$(DEB_VERSION)_all.deb ../azwait-sim_$(DEB_VERSION)_all.deb \
+	    ../azwait_$(DEB_VERSION)_*.buildinfo ../azwait_$(DEB_VERSION)_*.changes build/
 	debian/rules clean
-	@echo "built $(DEB): Installed-Size $$(dpkg-deb -f $(DEB) Installed-Size) KiB" \
-	    "($$(dpkg-deb -c $(DEB) | awk '{s += $$3} END {printf "%d", s / 1024}') KiB of files; byte-compiled at install)"
+	@for deb in $(DEB) $(SIM_DEB); do \
+	    echo "built $$deb: Installed-Size $$(dpkg-deb -f $$deb Installed-Size) KiB" \
+	        "($$(dpkg-deb -c $$deb | awk '{s += $$3} END {printf "%d", s / 1024}') KiB of files; byte-compiled at install)"; \
+	done
 
-deb-test: deb $(CLOUDINIT_FIXTURES) ## Install the .deb with no network into fresh Debian 12 and 13 roots and check it (root)
-	tests/deb/test_deb.sh $(DEB)
+deb-test: deb $(CLOUDINIT_FIXTURES) ## Install the .debs with no network into fresh Debian 12 and 13 roots and check them (root)
+	tests/deb/test_deb.sh $(DEB) $(SIM_DEB)
 
 E2E_TOOLS := mmdebstrap systemd-container iproute2 util-linux
 

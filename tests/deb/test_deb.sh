@@ -1,11 +1,13 @@
 #!/bin/bash
-# The Debian package test: install the built .deb, with no network, into fresh
+# The Debian package test: install the built .debs, with no network, into fresh
 # Debian 12 (bookworm) and Debian 13 (trixie) root filesystems and check what
-# the package promises (design.md, "Packaging").
+# the packages promise (design.md, "Packaging"): azwait, and azwait-sim (the
+# simulator, which azwait must not contain) beside it where a test needs it.
 #
-#   tests/deb/test_deb.sh [build/azwait_<version>_all.deb]
+#   tests/deb/test_deb.sh [build/azwait_<version>_all.deb [build/azwait-sim_<version>_all.deb]]
 #
-# Without an argument it runs `make deb` first. Installs what it needs
+# Without an argument it runs `make deb` first; azwait-sim's .deb defaults to
+# the one beside azwait's. Installs what it needs
 # (mmdebstrap, lintian, ...) with apt-get; must run as root. The root
 # filesystems are cached as tarballs in build/rootfs/, keyed by suite, variant,
 # package list and mirror; every test extracts a fresh copy.
@@ -125,12 +127,15 @@ if [ -z "$DEB" ]; then
     DEB=build/azwait_${VERSION}_all.deb
 fi
 DEB=$(readlink -f "$DEB")
-if [ ! -f "$DEB" ]; then
-    fail "the .deb exists ($DEB)"
-    echo "$passed passed, $failed failed"
-    exit 1
-fi
-echo "package: $DEB"
+SIM_DEB=$(readlink -f "${2:-$(dirname "$DEB")/azwait-sim_${VERSION}_all.deb}")
+for deb in "$DEB" "$SIM_DEB"; do
+    if [ ! -f "$deb" ]; then
+        fail "the .deb exists ($deb)"
+        echo "$passed passed, $failed failed"
+        exit 1
+    fi
+done
+echo "packages: $DEB $SIM_DEB"
 
 # --- the .deb itself -------------------------------------------------------
 
@@ -142,17 +147,16 @@ dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's,^\./,/,; s,/$,,' >"$WORK/contents
 check "dpkg-deb: package version is $VERSION (agent/azwait/__init__.py)" \
     test "$(dpkg-deb -f "$DEB" Version)" = "$VERSION"
 
-lintian --fail-on error --display-info "$DEB" >"$WORK/lintian" 2>&1
+lintian --fail-on error --display-info "$DEB" "$SIM_DEB" >"$WORK/lintian" 2>&1
 rc=$?
-check "lintian: no errors" test "$rc" = 0
+check "lintian: no errors (azwait and azwait-sim)" test "$rc" = 0
 sed 's/^/      lintian | /' "$WORK/lintian"
 
 expected=(/usr/bin/azwait /lib/systemd/system/azwait.service
     /lib/systemd/system/azure-provisioned.target /lib/systemd/system/azwait-events.service
     /etc/default/azwait
     /usr/share/man/man8/azwait.8.gz /usr/share/doc/azwait/copyright
-    /usr/lib/azwait/azwait/cli.py /usr/lib/azwait/azwait/sim/__init__.py
-    /usr/lib/azwait/vendor/azure/identity/__init__.py)
+    /usr/lib/azwait/azwait/cli.py /usr/lib/azwait/vendor/azure/identity/__init__.py)
 # The cloud-init pieces, for each one the source tree has.
 for f in cloud-init/per-boot/*; do
     [ -f "$f" ] && expected+=("/usr/share/azwait/cloud-init/per-boot/${f##*/}")
@@ -166,11 +170,44 @@ check "dpkg -c lists the launcher, units, conffile, man page, cloud-init pieces 
     test ${#missing[@]} = 0
 ((${#missing[@]})) && note "missing: ${missing[*]}"
 
+# No simulator, no certificate generator: those are azwait-sim's. The agent's
+# own code (not the vendored SDK, whose msal and PyJWT use it) needs no cryptography.
+simulator=$(grep -E '(azwait_sim|azwait-sim|/sim(/|$)|/tls\.py$)' "$WORK/contents")
+check "azwait carries no simulator (no azwait_sim, sim/, tls.py, azwait-sim in its file list)" \
+    test -z "$simulator"
+[ -n "$simulator" ] && note "$simulator"
+importers=$(grep -rlE '^[[:space:]]*(import|from)[[:space:]]+(cryptography|azwait_sim)\b' \
+    "$EXTRACT/usr/lib/azwait/azwait" "$EXTRACT/usr/lib/azwait/cloud-init-register" "$EXTRACT/usr/bin" \
+    "$EXTRACT/usr/lib/python3/dist-packages/cloudinit/config/cc_azwait.py" 2>&1)
+check "nothing of azwait's own imports cryptography or the simulator" test -z "$importers"
+[ -n "$importers" ] && note "$importers"
+
 shadow=$(grep -E '^/usr/lib/azwait/vendor/(requests|urllib3|idna|charset_normalizer|certifi|cryptography|cffi|_cffi_backend|pycparser)([/.-]|$)' "$WORK/contents")
 check "vendor dir bundles nothing the distribution provides (requests, urllib3, cryptography, ...)" \
     test -z "$shadow"
 check "no .pyc shipped (compiled by py3compile at install)" \
     test -z "$(grep -E '\.pyc$|__pycache__' "$WORK/contents")"
+
+# azwait-sim: the simulator's source and a launcher, nothing vendored.
+dpkg-deb -c "$SIM_DEB" | awk '{print $6}' | sed 's,^\./,/,; s,/$,,' >"$WORK/sim-contents"
+check "azwait-sim: package version is $VERSION" test "$(dpkg-deb -f "$SIM_DEB" Version)" = "$VERSION"
+expected=(/usr/bin/azwait-sim /usr/lib/azwait-sim/azwait_sim/cli.py /usr/lib/azwait-sim/azwait_sim/tls.py
+    /usr/share/man/man1/azwait-sim.1.gz /usr/share/doc/azwait-sim/copyright
+    /usr/share/doc/azwait-sim/README.md)
+missing=()
+for f in "${expected[@]}"; do grep -qxF "$f" "$WORK/sim-contents" || missing+=("$f"); done
+check "azwait-sim: dpkg -c lists the launcher, the simulator, its man page and README (${#expected[@]} files)" \
+    test ${#missing[@]} = 0
+((${#missing[@]})) && note "missing: ${missing[*]}"
+# (dh_python3's rtupdate hook recompiles /usr/lib/azwait-sim when python3 changes.)
+stray=$(grep -vxE '|/usr|/usr/(bin|lib|share)|/usr/bin/azwait-sim|/usr/lib/azwait-sim(/azwait_sim(/[a-z_]+\.py)?)?|/usr/share/man(/man1(/azwait-sim\.1\.gz)?)?|/usr/share/doc(/azwait-sim(/[^/]+)?)?|/usr/share/python3(/runtime\.d(/azwait-sim\.rtupdate)?)?' \
+    "$WORK/sim-contents")
+check "azwait-sim: nothing else (no vendored module, no .pyc, no unit, no conffile)" test -z "$stray"
+[ -n "$stray" ] && note "$stray"
+depends=$(dpkg-deb -f "$SIM_DEB" Depends)
+check "azwait-sim: Depends on python3 (>= 3.9) and python3-cryptography, not on azwait ($depends)" \
+    sh -c "echo '$depends' | grep -q 'python3 (>= 3.9)' && echo '$depends' | grep -q 'python3-cryptography' &&
+           ! echo '$depends' | grep -Eq '(^|[ ,])azwait([ ,(]|$)'"
 
 check "conffiles: /etc/default/azwait, and nothing in /etc/cloud (the module list is generated)" \
     sh -c "grep -qxF /etc/default/azwait '$WORK/control/conffiles' && ! grep -q '^/etc/cloud' '$WORK/control/conffiles'"
@@ -199,6 +236,7 @@ installed_kb=$(dpkg-deb -f "$DEB" Installed-Size)
 du_kb=$(du -sk "$EXTRACT" | cut -f1)
 check "installed size ${installed_kb} KiB (du ${du_kb} KiB, before .pyc) <= 25 MiB" \
     test "$installed_kb" -le "$MAX_INSTALLED_KB"
+note "azwait-sim: Installed-Size $(dpkg-deb -f "$SIM_DEB" Installed-Size) KiB"
 
 # systemd-analyze verify needs the unit's ExecStart binary and its man page:
 # lay the package's over the host's in a private mount namespace.
@@ -213,14 +251,21 @@ check "systemd-analyze verify: azwait.service, azure-provisioned.target, azwait-
 # The version lives in agent/azwait/__init__.py; debian/rules refuses a
 # debian/changelog that disagrees.
 VCHK=$WORK/version-check
-mkdir -p "$VCHK/agent/azwait"
+mkdir -p "$VCHK/agent/azwait" "$VCHK/sim/azwait_sim"
 cp -r debian "$VCHK/"
 cp agent/azwait/__init__.py "$VCHK/agent/azwait/"
-check "debian/rules check-version passes when changelog and __version__ agree" \
+cp sim/azwait_sim/__init__.py "$VCHK/sim/azwait_sim/"
+check "debian/rules check-version passes when changelog and both __version__ agree" \
     make -s -C "$VCHK" -f debian/rules check-version
+cp debian/changelog "$VCHK/changelog.orig"
 sed -i "1s/(\([^)]*\))/(\1.1)/" "$VCHK/debian/changelog"
 check "debian/rules check-version fails when they disagree ($(sed -n '1s/.*(\(.*\)).*/\1/p' "$VCHK/debian/changelog") vs $VERSION)" \
     sh -c "! make -s -C '$VCHK' -f debian/rules check-version"
+cp "$VCHK/changelog.orig" "$VCHK/debian/changelog"
+sed -i 's/^__version__ = ".*"/__version__ = "0.0.0"/' "$VCHK/sim/azwait_sim/__init__.py"
+check "debian/rules check-version fails when azwait-sim's __version__ disagrees (0.0.0 vs $VERSION)" \
+    sh -c "! make -s -C '$VCHK' -f debian/rules check-version 2>'$WORK/version-sim.err' &&
+           grep -q 'sim/azwait_sim/__init__.py says __version__ = 0.0.0' '$WORK/version-sim.err'"
 
 # --- install into fresh Debian 12 and 13 -----------------------------------
 
@@ -235,6 +280,7 @@ for SUITE in $SUITES; do
     tar -C "$ROOT" -xf "$TAR"
     mount -t proc proc "$ROOT/proc" && MOUNTS+=("$ROOT/proc")
     cp "$DEB" "$ROOT/tmp/azwait.deb"
+    cp "$SIM_DEB" "$ROOT/tmp/azwait-sim.deb"
     # A minbase bookworm root has no /etc/hosts (a booted system does), and
     # the sim's ARM URL names "localhost".
     [ -e "$ROOT/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
@@ -279,12 +325,44 @@ for m in (jwt, azure.identity, structlog):
         test -z "$wants"
     [ -n "$wants" ] && note "$wants"
 
-    # azwait status against azwait sim, both inside the root. The sim's test
+    # azwait alone, as on a production VM: no simulator, and the old verb says
+    # where it went.
+    check "$SUITE: azwait alone installs no azwait-sim and no /usr/lib/azwait-sim" \
+        sh -c "! test -e '$ROOT/usr/bin/azwait-sim' && ! test -e '$ROOT/usr/lib/azwait-sim'"
+    check "$SUITE: azwait sim exits 2 with one line naming azwait-sim" \
+        sh -c "chroot '$ROOT' /usr/bin/env -i PATH=/usr/bin:/bin azwait sim --states Succeeded@0 \
+                >'$WORK/old-verb-$SUITE' 2>&1; rc=\$?; cat '$WORK/old-verb-$SUITE';
+               test \$rc = 2 && test \$(wc -l <'$WORK/old-verb-$SUITE') = 1 &&
+               grep -q 'azwait-sim' '$WORK/old-verb-$SUITE'"
+
+    # The simulator's package beside it, for the tests below.
+    check "$SUITE: apt-get install ./azwait-sim.deb with no network" \
+        offline apt-get install -y -o Dpkg::Use-Pty=0 --no-install-recommends /tmp/azwait-sim.deb
+    grep -E '^(The following NEW|  azwait|[0-9]+ upgraded)' "$LOG" | sed 's/^/      apt | /'
+    check "$SUITE: azwait-sim --help exits 0" \
+        sh -c "chroot '$ROOT' /usr/bin/env -i PATH=/usr/bin:/bin LC_ALL=C.UTF-8 azwait-sim --help >'$LOG' 2>&1 &&
+               grep -q -- '--states' '$LOG'"
+    check "$SUITE: azwait-sim --version prints $VERSION" \
+        sh -c "test \"\$(chroot '$ROOT' /usr/bin/env -i PATH=/usr/bin:/bin /usr/bin/azwait-sim --version)\" = 'azwait-sim $VERSION'"
+    check "$SUITE: azwait-sim with a bad flag: exit 2, one line, no traceback" \
+        sh -c "chroot '$ROOT' /usr/bin/env -i PATH=/usr/bin:/bin azwait-sim --vms many >'$LOG' 2>&1; rc=\$?;
+               test \$rc = 2 && test \$(wc -l <'$LOG') = 1 && ! grep -q Traceback '$LOG'"
+    check "$SUITE: azwait-sim byte-compiled at install (py3compile)" \
+        sh -c "ls '$ROOT'/usr/lib/azwait-sim/azwait_sim/__pycache__/cli.*.pyc >/dev/null"
+    check "$SUITE: azwait-sim's cryptography is the distribution's" \
+        in_root /usr/bin/python3 -I -c '
+import sys
+sys.path[0:0] = ["/usr/lib/azwait-sim"]
+import azwait_sim.tls, cryptography
+assert azwait_sim.tls.__file__.startswith("/usr/lib/azwait-sim/"), azwait_sim.tls.__file__
+assert cryptography.__file__.startswith("/usr/lib/python3/dist-packages/"), cryptography.__file__'
+
+    # azwait status against azwait-sim, both inside the root. The sim's test
     # CA goes into the root's trust store: Debian's requests uses the system
     # CA bundle, so no REQUESTS_CA_BUNDLE is needed.
     rm -f "$ROOT/var/tmp/sim-ready.json"
     chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin LC_ALL=C.UTF-8 \
-        azwait sim --states Succeeded@0 --cert-dir /var/tmp/azwait-sim \
+        azwait-sim --states Succeeded@0 --cert-dir /var/tmp/azwait-sim \
         --ready-file /var/tmp/sim-ready.json --duration 300 \
         >"$WORK/sim-$SUITE.out" 2>"$WORK/sim-$SUITE.err" &
     PIDS+=($!)
@@ -294,10 +372,10 @@ for m in (jwt, azure.identity, structlog):
         sleep 0.2
     done
     if ! [ -s "$ROOT/var/tmp/sim-ready.json" ]; then
-        fail "$SUITE: azwait sim starts inside the root and prints its ready line"
+        fail "$SUITE: azwait-sim starts inside the root and prints its ready line"
         sed 's/^/      | /' "$WORK/sim-$SUITE.err" | tail -n 20
     else
-        pass "$SUITE: azwait sim starts inside the root and prints its ready line"
+        pass "$SUITE: azwait-sim starts inside the root and prints its ready line"
         ready=$(cat "$ROOT/var/tmp/sim-ready.json")
         note "sim: $ready"
         field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print(v or "")' "$ready" "$1"; }
@@ -333,6 +411,9 @@ for m in (jwt, azure.identity, structlog):
     cleanup   # stop the sim, unmount /proc
     mount -t proc proc "$ROOT/proc" && MOUNTS+=("$ROOT/proc")
 
+    check "$SUITE: apt-get purge azwait-sim" offline apt-get purge -y -o Dpkg::Use-Pty=0 azwait-sim
+    check "$SUITE: purge removed /usr/lib/azwait-sim (byte-code included) and /usr/bin/azwait-sim" \
+        sh -c "! test -e '$ROOT/usr/lib/azwait-sim' && ! test -e '$ROOT/usr/bin/azwait-sim'"
     # Purge removes the state directory and everything the package installed.
     mkdir -p "$ROOT/var/lib/azwait" && echo marker >"$ROOT/var/lib/azwait/test-marker"
     check "$SUITE: apt-get purge azwait" offline apt-get purge -y -o Dpkg::Use-Pty=0 azwait

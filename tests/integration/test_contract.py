@@ -105,6 +105,22 @@ def test_readme_layout_lists_every_module() -> None:
     assert listed(section(README, "\n`sim/`", "\n#")) == modules_of(ROOT / "sim" / "azwait_sim")
 
 
+def test_every_simulator_option_is_in_its_man_page() -> None:
+    """azwait-sim --help and azwait-sim(1) list the same options."""
+    done = subprocess.run([sys.executable, "-m", "azwait_sim", "--help"], capture_output=True,
+                          text=True, timeout=30, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    man = (ROOT / "debian" / "azwait-sim.1").read_text()
+    man = re.sub(r"\\f[BIRP]", "", man).replace("\\-", "-")  # roff font changes, dashes
+    options = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+    in_help = set(options.findall(done.stdout))
+    assert {"--help", "--version", "--states", "--no-tls"} <= in_help
+    described = set(options.findall(section(man, ".SH OPTIONS", ".SH EXIT STATUS")))
+    assert described == in_help - {"--help", "--version"}
+    synopsis = set(options.findall(section(man, ".SH SYNOPSIS", ".SH DESCRIPTION")))
+    assert {"--help", "--version"} <= synopsis
+
+
 def test_quick_start_names_a_root_free_check_and_what_test_needs() -> None:
     quick = section(README, "## Quick start", "\n## ")
     assert "make check" in quick and ".venv/bin/azwait" in quick

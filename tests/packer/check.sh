@@ -123,6 +123,10 @@ run_fails "packer validate rejects ubuntu_version=20.04" "must be \"22.04\" or \
 run_fails "packer validate rejects a deb_path that is not azwait_*.deb" "must name an azwait_" \
     validate -var location=westeurope -var managed_image_name=x -var managed_image_resource_group_name=rg \
     -var deb_path=/tmp/other.deb
+# The simulator's package has no place in a production image.
+run_fails "packer validate rejects the simulator's azwait-sim_*.deb" "must name an azwait_" \
+    validate -var location=westeurope -var managed_image_name=x -var managed_image_resource_group_name=rg \
+    -var deb_path=build/azwait-sim_0.2.0_all.deb
 run_fails "packer validate rejects a template with no destination" "managed_image_name must be specified" \
     validate -var location=westeurope
 
