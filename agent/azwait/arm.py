@@ -15,6 +15,7 @@ from azure.core.exceptions import (
 )
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from . import logs
 from .clouds import Endpoint
 from .deadline import call_within
 from .errors import ArmRejected
@@ -59,6 +60,7 @@ class ArmClient:
             # The wait policy owns retrying: no SDK retries stacked under it.
             retry_total=0,
         )
+        logs.route_libraries()  # azure-core logs through stdlib logging
 
     def read(self, resource_id: str, timeout: float = READ_TIMEOUT) -> Reading:
         """One GET of the resource, its token included, within ``timeout``; throttling,

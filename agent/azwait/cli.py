@@ -8,7 +8,6 @@ import os
 import shlex
 import signal
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -196,12 +195,12 @@ def run(argv: Sequence[str]) -> int:
 
 def _report(message: str, level: str = "error") -> None:
     """One line on stderr; through the structured log once it is set up."""
+    from . import logs
     from .redact import SECRETS
 
     message = SECRETS.scrub(message)
-    structlog = sys.modules.get("structlog")  # not imported yet: not set up, and not needed
-    if structlog is not None and structlog.is_configured():
-        getattr(structlog.get_logger(), level)(message)
+    if logs.configured():
+        getattr(logs.get(), level)(message)
         return
     from .notify import is_journal
 
@@ -232,6 +231,8 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     except Exception as err:  # the boundary: a bug still gets one clear line and exit 1
         _report(f"internal error (a bug, please report it): {type(err).__name__}: {err}")
         if os.environ.get("AZWAIT_LOG_LEVEL", "").lower() == "debug":
+            import traceback  # for a bug only: not worth loading on every start
+
             traceback.print_exc()
         code = 1
     try:

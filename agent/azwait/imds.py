@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from . import logs
 from .deadline import call_within
 from .transient import Kind, Transient, parse_retry_after
 
@@ -63,6 +64,7 @@ class ImdsClient:
         self._endpoint = endpoint.rstrip("/")
         self._http = http or session()
         self._versions = list(API_VERSIONS)
+        logs.route_libraries()  # urllib3 logs through stdlib logging
 
     def get(self, path: str, params: dict[str, str], timeout: float) -> requests.Response:
         """One GET; connection trouble and retryable statuses become ``Transient``."""
