@@ -100,7 +100,6 @@ def _wait(config: Config, command: Optional[Sequence[str]]) -> int:
     from .launch import exec_worker, findable
     from .notify import Notifier
     from .state import State
-    from .waiter import Waiter
 
     log = logs.get()
     worker_env = dict(os.environ)
@@ -113,11 +112,20 @@ def _wait(config: Config, command: Optional[Sequence[str]]) -> int:
         log.warning("worker command not found yet; checked again after the wait",
                     command=command[0])
     notifier = Notifier()
-    waiter = Waiter(config, log, notifier)
-    resource_id = waiter.run(State(config.state_dir, warn=log.warning))
-    how = f"after {waiter.attempt} reads" if waiter.attempt else "seen earlier on this boot"
+    state = State(config.state_dir, warn=log.warning)
+    # A marker for this boot needs none of the wait's machinery: it loads only for a wait.
+    marker = state.vouching(config.imds_endpoint, config.arm_endpoint)
+    if marker:
+        log.info("already Succeeded on this boot", marker=str(state.marker_path))
+        resource_id, reads = str(marker["resourceId"]), 0
+    else:
+        from .waiter import Waiter
+
+        waiter = Waiter(config, log, notifier)
+        resource_id, reads = waiter.run(state), waiter.attempt
+    how = f"after {reads} reads" if reads else "seen earlier on this boot"
     notifier.ready(f"VM is Succeeded ({how})")
-    log.info("VM is Succeeded", resource_id=resource_id, reads=waiter.attempt)
+    log.info("VM is Succeeded", resource_id=resource_id, reads=reads)
     if command:
         log.info("starting worker", argv=shlex.join(command))
         exec_worker(command, worker_env)
