@@ -1,94 +1,120 @@
-"""The VM's managed identity, through azure-identity, classified for the wait policy."""
+"""The VM's managed identity: a token for ARM from this VM's IMDS, classified for the wait policy.
+
+On a VM a managed-identity token is one GET to IMDS's token endpoint: the request
+azure-identity's ManagedIdentityCredential makes there, through MSAL. azwait makes
+it itself, with the same parameters, because ``import azure.identity`` loads every
+credential the package has, and MSAL, PyJWT and cryptography with them: more
+start-up time and memory than the rest of the Azure SDK together (about 0.1 s and
+13 MB of a 50 MB agent).
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Optional
 
+import requests
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import AzureError
-from azure.identity import ManagedIdentityCredential
 
+from . import logs
 from .deadline import call_within
+from .imds import session
 from .redact import SECRETS
 from .transient import Kind, Transient, parse_retry_after
 
 # Variables that make azure-identity/MSAL fetch tokens somewhere other than the
 # VM's IMDS (App Service, Arc, Service Fabric, workload identity). azwait gates
-# on *this VM's* identity, so they are hidden from the SDK (the worker gets them back).
+# on *this VM's* identity, so they are hidden from anything loaded in-process
+# (the worker gets them back).
 _OTHER_SOURCES = (
     "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
     "MSI_ENDPOINT", "MSI_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
 )
-# azure-identity's and MSAL's documented hook for where IMDS lives.
+# azure-identity's and MSAL's documented hook for where IMDS lives, honoured here too.
 _IMDS_HOST_VAR = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
+IMDS_AUTHORITY = "http://169.254.169.254"
+PATH = "/metadata/identity/oauth2/token"
+API_VERSION = "2018-02-01"  # what azure-identity and MSAL ask for
+CONNECT_TIMEOUT = 2.0
 
 
 def isolate_environment(imds_endpoint: str) -> None:
-    """Point the SDK at this VM's IMDS only (the worker is given the original environment)."""
+    """Point token requests at this VM's IMDS only (the worker is given the original
+    environment)."""
     for name in _OTHER_SOURCES:
         os.environ.pop(name, None)
     os.environ[_IMDS_HOST_VAR] = imds_endpoint
 
 
-class Identity:
-    """A token source for ARM whose failures come out as ``Transient`` kinds."""
+def _resource(scopes: tuple[str, ...]) -> str:
+    """The v1 resource IMDS wants for the one v2 scope asked for, as azure-identity
+    converts it (``https://management.azure.com/.default`` → ``https://management.azure.com``)."""
+    if len(scopes) != 1:
+        raise ValueError("a managed-identity token is for exactly one scope")
+    scope = scopes[0]
+    return scope[:-len("/.default")] if scope.endswith("/.default") else scope
 
-    def __init__(self, selector: Optional[tuple[str, str]], timeout: float = 5.0) -> None:
+
+class Identity:
+    """A token source for ARM whose failures come out as ``Transient`` kinds.
+
+    No retries of its own (the wait policy owns all retrying and timing), and never
+    through HTTP(S)_PROXY: IMDS is link-local.
+    """
+
+    def __init__(self, selector: Optional[tuple[str, str]], timeout: float = 5.0,
+                 imds_endpoint: Optional[str] = None) -> None:
         self.kind = "system-assigned" if selector is None else f"user-assigned ({selector[0]})"
         self.longest = timeout
         self.timeout = timeout  # for the next token request: narrowed to fit an ARM read's
-        self._status: Optional[int] = None
-        self._retry_after: Optional[float] = None
-        # MSAL replays a 429/5xx answer from its own cache (for Retry-After, or 5 s)
-        # without asking IMDS; such a replay is the same failure, not an outage.
-        self._replayable: Optional[Transient] = None
-        kwargs: dict[str, Any] = {}
-        if selector is not None:
-            param, value = selector
-            if param == "client_id":
-                kwargs["client_id"] = value
-            else:
-                kwargs["identity_config"] = {
-                    "object_id" if param == "object_id" else "resource_id": value}
-        self._credential = ManagedIdentityCredential(
-            # The wait policy owns all retrying and timing; the SDK's own would stack on it.
-            retry_total=0,
-            # IMDS must never be reached through HTTP(S)_PROXY.
-            use_env_settings=False,
-            connection_timeout=min(2.0, timeout),
-            read_timeout=timeout,
-            raw_response_hook=self._record,
-            **kwargs,
-        )
-
-    def _record(self, response: Any) -> None:
-        http = response.http_response
-        self._status = http.status_code
-        self._retry_after = parse_retry_after(http.headers.get("Retry-After"))
+        self._selector = {selector[0]: selector[1]} if selector is not None else {}
+        endpoint = imds_endpoint or os.environ.get(_IMDS_HOST_VAR) or IMDS_AUTHORITY
+        self._url = endpoint.strip("/") + PATH
+        self._http = session()
+        logs.route_libraries()
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        self._status = None
+        """A token for ``scopes`` (one); ``kwargs`` (claims, tenant_id) mean nothing to IMDS."""
+        params = {"api-version": API_VERSION, "resource": _resource(scopes),
+                  **self._selector}
+        limit = self.timeout
+        asked = time.time()
         try:
-            limit = self.timeout
-            token: AccessToken = call_within(
+            response = call_within(
                 limit,
                 lambda: Transient(Kind.IMDS, "IMDS token endpoint did not answer in full "
                                           f"within {limit:g}s"),
-                self._credential.get_token, *scopes, **kwargs)
-        except AzureError:
-            raise self._classify() from None
-        self._replayable = None
+                self._http.get, self._url, params=params,
+                timeout=(min(CONNECT_TIMEOUT, limit), limit), allow_redirects=False)
+        except requests.RequestException:
+            raise Transient(Kind.IMDS, "IMDS token endpoint unreachable") from None
+        status = response.status_code
+        if status != 200:
+            raise _refusal(status, response.headers.get("Retry-After"))
+        token = _token(response, asked)
         SECRETS.add(token.token)
         return token
 
-    def _classify(self) -> Transient:
-        status = self._status
-        if status is None:
-            return self._replayable or Transient(Kind.IMDS, "IMDS token endpoint unreachable")
-        if status in (400, 403):
-            return Transient(Kind.IDENTITY,
-                             f"no managed identity: IMDS token endpoint answered {status}")
-        failure = Transient(Kind.RETRY, f"IMDS token endpoint answered {status}", self._retry_after)
-        self._replayable = failure if status == 429 or status >= 500 else None
-        return failure
+
+def _token(response: Any, asked: float) -> AccessToken:
+    try:
+        body = response.json()
+        token = body["access_token"]
+        # Counted on this VM's clock, as azure-identity counts it: IMDS's clock and
+        # the VM's may disagree at boot, and the ARM pipeline refreshes by the VM's.
+        lifetime = body.get("expires_in")
+        expires_on = int(asked) + int(lifetime) if lifetime else int(body["expires_on"])
+    except (ValueError, TypeError, KeyError, AttributeError):  # not JSON, or not a token
+        raise Transient(Kind.RETRY, "IMDS token endpoint answered 200 without a token") from None
+    if not isinstance(token, str) or not token:
+        raise Transient(Kind.RETRY, "IMDS token endpoint answered 200 without a token")
+    return AccessToken(token, expires_on)
+
+
+def _refusal(status: int, retry_after: Optional[str]) -> Transient:
+    if status in (400, 403):
+        return Transient(Kind.IDENTITY,
+                         f"no managed identity: IMDS token endpoint answered {status}")
+    return Transient(Kind.RETRY, f"IMDS token endpoint answered {status}",
+                     parse_retry_after(retry_after))
