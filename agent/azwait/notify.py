@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Mapping
 from typing import TextIO
 
@@ -42,6 +41,8 @@ class Notifier:
         if payload == self._last:
             return
         self._last = payload
+        import socket  # only under systemd (NOTIFY_SOCKET): elsewhere a start does without it
+
         # A leading "@" names a socket in the abstract namespace.
         address = "\0" + self._address[1:] if self._address.startswith("@") else self._address
         try:
