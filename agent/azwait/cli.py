@@ -8,6 +8,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -17,12 +18,18 @@ from . import __version__
 from .config import DEFAULT_FILE, DURATION_FORMS, KEYS, Config, load
 from .errors import AzwaitError, ConfigError, Interrupted, exit_codes
 
+# The agent's start, on the clock every wait runs on: AZWAIT_TIMEOUT and the start
+# offset count from here, so the time spent loading is inside them, not added to them.
+STARTED = time.monotonic()
+
 USAGE = """\
 azwait [OPTIONS] [-- COMMAND [ARG...]]  wait for Succeeded; then exec COMMAND, or exit 0
        azwait --detach [OPTIONS] -- COMMAND... hand wait+exec to systemd; return at once
        azwait events [OPTIONS] [-- DRAIN...]   watch Scheduled Events; drain, then approve
        azwait status [--json]                  one look: resource, cloud, identity, state
        azwait clean                            forget per-VM state (last step of an image build)"""
+
+
 
 VERBS = ("status", "clean", "events")
 # The simulator was once a verb; it is a package of its own so that production
@@ -121,7 +128,7 @@ def _wait(config: Config, command: Optional[Sequence[str]]) -> int:
     else:
         from .waiter import Waiter
 
-        waiter = Waiter(config, log, notifier)
+        waiter = Waiter(config, log, notifier, started=STARTED)
         resource_id, reads = waiter.run(state), waiter.attempt
     how = f"after {reads} reads" if reads else "seen earlier on this boot"
     notifier.ready(f"VM is Succeeded ({how})")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Optional
 
 
@@ -44,6 +43,9 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
         return max(0.0, float(value))
     except ValueError:
         pass
+    # Loaded for the rare HTTP-date form only: it brings socket, a marker start needs neither.
+    from email.utils import parsedate_to_datetime
+
     try:
         when = parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):

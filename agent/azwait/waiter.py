@@ -36,12 +36,14 @@ class Waiter:
                  rng: Optional[random.Random] = None,
                  wall: Callable[[], float] = time.time,
                  imds: Callable[[Config], ImdsClient] = clients.imds,
-                 arm: Callable[[Config, Instance], ArmClient] = clients.arm) -> None:
+                 arm: Callable[[Config, Instance], ArmClient] = clients.arm,
+                 started: Optional[float] = None) -> None:
         self.config = config
         self.log = log
         self.notifier = notifier or Notifier("")
         self.clock = clock
-        self.started = clock()
+        # The agent's start on ``clock``: AZWAIT_TIMEOUT and the start offset count from it.
+        self.started = clock() if started is None else started
         self.policy = WaitPolicy(
             config.interval,
             Graces(imds=config.limit("imds_grace"), identity=config.limit("identity_grace"),
@@ -56,12 +58,10 @@ class Waiter:
         self._last_progress = self.started
 
     def run(self, state: State) -> str:
-        """Return the VM's resource id once Succeeded (``attempt`` 0: the marker said so)."""
+        """Return the VM's resource id once Succeeded (``attempt`` 0: another azwait saw
+        it while this one waited for the lock). The caller has already looked for a
+        marker: a boot that has one never loads this module."""
         config = self.config
-        marker = state.vouching(config.imds_endpoint, config.arm_endpoint)
-        if marker:
-            self.log.info("already Succeeded on this boot", marker=str(state.marker_path))
-            return str(marker["resourceId"])
         with state.lock(self.engine) as waited:
             marker = state.vouching(config.imds_endpoint, config.arm_endpoint) if waited else None
             if marker:
@@ -75,7 +75,9 @@ class Waiter:
                           cloud=instance.cloud)
             arm = self._arm(config, instance)
             self.log.debug("ARM endpoint", url=arm.endpoint.url, audience=arm.endpoint.audience)
-            self.engine.bare().pause(self.policy.start_offset())
+            # The offset counts from the agent's start: time spent loading, asking IMDS
+            # and getting a token is part of it, not added to it.
+            self.engine.bare().pause(self.started + self.policy.start_offset() - self.clock())
             self.engine.run(lambda limit: self._poll(arm, instance, limit), self._timeout)
             state.record(vmId=instance.vm_id, resourceId=instance.resource_id,
                          cloud=instance.cloud, imdsEndpoint=config.imds_endpoint,

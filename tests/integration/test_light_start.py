@@ -17,10 +17,12 @@ from azwait.state import boot_id
 
 from .conftest import AZWAIT, Harness
 
-# Never needed for a marker: the HTTP stack, the Azure SDK, structlog, the retry
-# library, stdlib logging (only the SDKs log through it), the wait's machinery.
+# Never needed for a marker: the HTTP stack (and the sockets and mail headers it
+# reads), the Azure SDK, structlog, stdlib logging (only the SDKs log through it),
+# the wait's machinery.
 NOT_FOR_A_MARKER = ("requests", "urllib3", "azure", "msal", "jwt", "cryptography", "structlog",
-                    "tenacity", "logging", "azwait.waiter", "azwait.policy", "azwait.imds")
+                    "logging", "email", "socket", "azwait.waiter", "azwait.policy",
+                    "azwait.imds", "azwait.clients")
 # Never needed for a token from IMDS and one ARM read (and the journal, logfmt and
 # json formats need no structlog).
 NOT_FOR_A_READ = ("azure.identity", "msal", "msal_extensions", "jwt", "cryptography",

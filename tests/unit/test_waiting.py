@@ -73,10 +73,10 @@ class Arm:
 
 
 def waiter(tmp_path: Path, clock: FakeClock, imds: Imds, arm: Arm, log: Optional[Log] = None,
-           **keys: str) -> Waiter:
+           started: Optional[float] = None, **keys: str) -> Waiter:
     return Waiter(config(tmp_path, **keys), log or Log(), clock=clock.monotonic,
                   sleep=clock.sleep, rng=random.Random(7), wall=clock.wall,
-                  imds=lambda _: imds, arm=lambda _config, _instance: arm)
+                  imds=lambda _: imds, arm=lambda _config, _instance: arm, started=started)
 
 
 def creating(_: float) -> Reading:
@@ -122,6 +122,42 @@ def test_succeeded_ends_the_wait_and_leaves_a_marker(tmp_path: Path) -> None:
     assert w.run(state) == INSTANCE.resource_id
     assert flip <= clock.now <= flip + 5 * 1.15 + 0.5
     assert state.vouching(w.config.imds_endpoint, None) is not None
+
+
+def test_the_start_offset_counts_from_the_agents_start(tmp_path: Path) -> None:
+    """The first ARM read waits for the random start offset, counted from when the agent
+    started: time already spent (loading, IMDS, the token) is inside it, not added."""
+    succeeded = Reading("Succeeded", {})
+    offset = random.Random(7).uniform(0.0, 0.5)  # the policy's first draw with this seed
+    assert offset > 0.05
+
+    clock = FakeClock()
+    arm = Arm(clock, lambda _: succeeded)
+    waiter(tmp_path / "a", clock, Imds(clock), arm).run(State(str(tmp_path / "a" / "state")))
+    assert arm.calls[0][0] == pytest.approx(clock.now) and clock.slept == [pytest.approx(offset)]
+
+    clock = FakeClock()
+    arm = Arm(clock, lambda _: succeeded)
+    started = clock.now - offset / 2  # half the offset went on getting here
+    waiter(tmp_path / "b", clock, Imds(clock), arm, started=started).run(
+        State(str(tmp_path / "b" / "state")))
+    assert arm.calls[0][0] == pytest.approx(started + offset)
+
+    clock = FakeClock()
+    arm = Arm(clock, lambda _: succeeded)
+    waiter(tmp_path / "c", clock, Imds(clock), arm, started=clock.now - 1.0).run(
+        State(str(tmp_path / "c" / "state")))
+    assert arm.calls[0][0] == clock.now and not any(clock.slept)  # already past it: no pause
+
+
+def test_the_timeout_counts_from_the_agents_start(tmp_path: Path) -> None:
+    clock = FakeClock()
+    started = clock.now - 20
+    arm = Arm(clock, creating)
+    with pytest.raises(TimeoutExpired):
+        waiter(tmp_path, clock, Imds(clock), arm, started=started, timeout="30s").run(
+            State(str(tmp_path / "state")))
+    assert clock.now == pytest.approx(started + 30)
 
 
 # -- graces ---------------------------------------------------------------------------
