@@ -26,9 +26,8 @@ def arm(config: Config, instance: Instance) -> ArmClient:
     """An ARM client for the VM's cloud, with a token from this VM's managed identity only."""
     from .arm import ArmClient
     from .clouds import endpoint_for
-    from .identity import Identity, isolate_environment
+    from .identity import Identity
 
-    isolate_environment(config.imds_endpoint)
     endpoint = endpoint_for(instance.cloud, config.arm_endpoint)
     return ArmClient(endpoint, instance.subscription_id,
-                     Identity(config.identity, timeout=TOKEN_TIMEOUT))
+                     Identity(config.identity, config.imds_endpoint, timeout=TOKEN_TIMEOUT))

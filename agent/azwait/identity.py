@@ -10,7 +10,6 @@ start-up time and memory than the rest of the Azure SDK together (about 0.1 s an
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Optional
 
@@ -23,28 +22,9 @@ from .imds import session
 from .redact import SECRETS
 from .transient import Kind, Transient, parse_retry_after
 
-# Variables that make azure-identity/MSAL fetch tokens somewhere other than the
-# VM's IMDS (App Service, Arc, Service Fabric, workload identity). azwait gates
-# on *this VM's* identity, so they are hidden from anything loaded in-process
-# (the worker gets them back).
-_OTHER_SOURCES = (
-    "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
-    "MSI_ENDPOINT", "MSI_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
-)
-# azure-identity's and MSAL's documented hook for where IMDS lives, honoured here too.
-_IMDS_HOST_VAR = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
-IMDS_AUTHORITY = "http://169.254.169.254"
 PATH = "/metadata/identity/oauth2/token"
 API_VERSION = "2018-02-01"  # what azure-identity and MSAL ask for
 CONNECT_TIMEOUT = 2.0
-
-
-def isolate_environment(imds_endpoint: str) -> None:
-    """Point token requests at this VM's IMDS only (the worker is given the original
-    environment)."""
-    for name in _OTHER_SOURCES:
-        os.environ.pop(name, None)
-    os.environ[_IMDS_HOST_VAR] = imds_endpoint
 
 
 def _resource(scopes: tuple[str, ...]) -> str:
@@ -59,18 +39,21 @@ def _resource(scopes: tuple[str, ...]) -> str:
 class Identity:
     """A token source for ARM whose failures come out as ``Transient`` kinds.
 
+    It asks ``imds_endpoint`` (this VM's IMDS) and nothing else: the variables that
+    point azure-identity at other token sources (App Service's IDENTITY_ENDPOINT,
+    MSI_ENDPOINT, workload identity, AZURE_POD_IDENTITY_AUTHORITY_HOST) mean nothing
+    here, so the worker keeps them and azwait still gates on the VM's own identity.
     No retries of its own (the wait policy owns all retrying and timing), and never
     through HTTP(S)_PROXY: IMDS is link-local.
     """
 
-    def __init__(self, selector: Optional[tuple[str, str]], timeout: float = 5.0,
-                 imds_endpoint: Optional[str] = None) -> None:
+    def __init__(self, selector: Optional[tuple[str, str]], imds_endpoint: str,
+                 timeout: float = 5.0) -> None:
         self.kind = "system-assigned" if selector is None else f"user-assigned ({selector[0]})"
         self.longest = timeout
         self.timeout = timeout  # for the next token request: narrowed to fit an ARM read's
         self._selector = {selector[0]: selector[1]} if selector is not None else {}
-        endpoint = imds_endpoint or os.environ.get(_IMDS_HOST_VAR) or IMDS_AUTHORITY
-        self._url = endpoint.strip("/") + PATH
+        self._url = imds_endpoint.rstrip("/") + PATH
         self._http = session()
         logs.route_libraries()
 

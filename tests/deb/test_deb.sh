@@ -156,7 +156,8 @@ expected=(/usr/bin/azwait /lib/systemd/system/azwait.service
     /lib/systemd/system/azure-provisioned.target /lib/systemd/system/azwait-events.service
     /etc/default/azwait
     /usr/share/man/man8/azwait.8.gz /usr/share/doc/azwait/copyright
-    /usr/lib/azwait/azwait/cli.py /usr/lib/azwait/vendor/azure/identity/__init__.py)
+    /usr/lib/azwait/azwait/cli.py /usr/lib/azwait/vendor/azure/core/__init__.py
+    /usr/lib/azwait/vendor/azure/mgmt/resource/__init__.py)
 # The cloud-init pieces, for each one the source tree has.
 for f in cloud-init/per-boot/*; do
     [ -f "$f" ] && expected+=("/usr/share/azwait/cloud-init/per-boot/${f##*/}")
@@ -170,8 +171,9 @@ check "dpkg -c lists the launcher, units, conffile, man page, cloud-init pieces 
     test ${#missing[@]} = 0
 ((${#missing[@]})) && note "missing: ${missing[*]}"
 
-# No simulator, no certificate generator: those are azwait-sim's. The agent's
-# own code (not the vendored SDK, whose msal and PyJWT use it) needs no cryptography.
+# No simulator, no certificate generator: those are azwait-sim's. Nothing in
+# azwait needs cryptography: the token is one GET to IMDS, with no azure-identity,
+# MSAL or PyJWT (which would need it) bundled.
 simulator=$(grep -E '(azwait_sim|azwait-sim|/sim(/|$)|/tls\.py$)' "$WORK/contents")
 check "azwait carries no simulator (no azwait_sim, sim/, tls.py, azwait-sim in its file list)" \
     test -z "$simulator"
@@ -181,6 +183,13 @@ importers=$(grep -rlE '^[[:space:]]*(import|from)[[:space:]]+(cryptography|azwai
     "$EXTRACT/usr/lib/python3/dist-packages/cloudinit/config/cc_azwait.py" 2>&1)
 check "nothing of azwait's own imports cryptography or the simulator" test -z "$importers"
 [ -n "$importers" ] && note "$importers"
+
+unneeded=$(grep -E '^/usr/lib/azwait/vendor/(azure/identity|azure_identity|msal|jwt|PyJWT|pyjwt)([/.-]|$)' "$WORK/contents")
+check "vendor dir bundles no azure-identity, MSAL or PyJWT" test -z "$unneeded"
+[ -n "$unneeded" ] && note "$(echo "$unneeded" | head -n 5)"
+depends=$(dpkg-deb -f "$DEB" Depends)
+check "azwait: Depends on python3-requests, not python3-cryptography ($depends)" \
+    sh -c "echo '$depends' | grep -q 'python3-requests' && ! echo '$depends' | grep -q 'cryptography'"
 
 shadow=$(grep -E '^/usr/lib/azwait/vendor/(requests|urllib3|idna|charset_normalizer|certifi|cryptography|cffi|_cffi_backend|pycparser)([/.-]|$)' "$WORK/contents")
 check "vendor dir bundles nothing the distribution provides (requests, urllib3, cryptography, ...)" \
@@ -309,14 +318,14 @@ for SUITE in $SUITES; do
     check "$SUITE: modules byte-compiled at install (py3compile)" \
         sh -c "ls '$ROOT'/usr/lib/azwait/azwait/__pycache__/cli.*.pyc '$ROOT'/usr/lib/azwait/vendor/azure/core/__pycache__/*.pyc >/dev/null"
     note "/usr/lib/azwait after byte-compiling: $(du -sh "$ROOT/usr/lib/azwait" | cut -f1)"
-    check "$SUITE: requests, urllib3, cryptography from the distribution; jwt, azure from the vendor dir" \
+    check "$SUITE: requests, urllib3 from the distribution; azure-core, azure-mgmt-resource, structlog from the vendor dir" \
         in_root /usr/bin/python3 -I -c '
 import sys
 sys.path[0:0] = ["/usr/lib/azwait", "/usr/lib/azwait/vendor"]
-import requests, urllib3, cryptography, jwt, azure.identity, structlog
-for m in (requests, urllib3, cryptography):
+import requests, urllib3, azure.core, azure.mgmt.resource.resources, structlog
+for m in (requests, urllib3):
     assert m.__file__.startswith("/usr/lib/python3/dist-packages/"), m.__file__
-for m in (jwt, azure.identity, structlog):
+for m in (azure.core, azure.mgmt.resource.resources, structlog):
     assert m.__file__.startswith("/usr/lib/azwait/vendor/"), m.__file__'
     check "$SUITE: dpkg-query Conffiles lists /etc/default/azwait" \
         sh -c "chroot '$ROOT' dpkg-query -W -f='\${Conffiles}' azwait | grep -q '^ /etc/default/azwait '"
@@ -395,6 +404,21 @@ assert cryptography.__file__.startswith("/usr/lib/python3/dist-packages/"), cryp
             sh -c "chroot '$ROOT' /usr/bin/env -i PATH=/usr/bin:/bin LC_ALL=C.UTF-8 \
                 AZWAIT_IMDS_ENDPOINT='$imds' AZWAIT_ARM_ENDPOINT='$arm' azwait --timeout 60s -- /bin/echo worker-ran \
                 | tail -n 1 | grep -qx worker-ran"
+        # The whole wait (IMDS, the token, ARM over TLS) with cryptography made
+        # unimportable: the package's Depends leave it out, so nothing may need it.
+        cat >"$ROOT/var/tmp/no-crypto.py" <<'PY'
+import sys
+sys.modules["cryptography"] = None  # any import of it now fails
+sys.path[0:0] = ["/usr/lib/azwait", "/usr/lib/azwait/vendor"]  # as /usr/bin/azwait
+from azwait.cli import main
+main(["--timeout", "60s", "--", "/bin/echo", "worker-ran-without-cryptography"])
+PY
+        check "$SUITE: a whole wait, with cryptography unimportable, starts the worker" \
+            sh -c "chroot '$ROOT' /usr/bin/env -i PATH=/usr/bin:/bin LC_ALL=C.UTF-8 \
+                AZWAIT_IMDS_ENDPOINT='$imds' AZWAIT_ARM_ENDPOINT='$arm' AZWAIT_STATE_DIR=/var/tmp/no-crypto \
+                python3 -I /var/tmp/no-crypto.py >'$WORK/no-crypto-$SUITE' 2>&1; rc=\$?;
+                cat '$WORK/no-crypto-$SUITE'; test \$rc = 0 &&
+                tail -n 1 '$WORK/no-crypto-$SUITE' | grep -qx worker-ran-without-cryptography"
         check "$SUITE: the wait left its Succeeded marker in /var/lib/azwait" \
             sh -c "ls -A '$ROOT/var/lib/azwait' | grep -q ."
         # A non-root azwait on a VM where root's run made the state directory 0700:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import pytest
 
-from azwait.identity import Identity, isolate_environment
+from azwait.identity import Identity
 from azwait.redact import SECRETS
 from azwait.transient import Kind, Transient
 
@@ -79,7 +79,7 @@ def closed_port_url() -> str:
 def test_a_token_from_this_vms_imds(imds: StubImds) -> None:
     imds.token(expires_in=3600)
     asked = time.time()
-    token = Identity(None, imds_endpoint=imds.url).get_token(ARM_SCOPE)
+    token = Identity(None, imds.url).get_token(ARM_SCOPE)
     assert token.token == TOKEN
     assert asked + 3600 - 2 <= token.expires_on <= time.time() + 3600
     [(path, query, headers)] = imds.seen
@@ -98,7 +98,7 @@ def test_a_token_from_this_vms_imds(imds: StubImds) -> None:
 ])
 def test_a_user_assigned_identity_is_named(imds: StubImds, param: str, value: str) -> None:
     imds.token()
-    identity = Identity((param, value), imds_endpoint=imds.url)
+    identity = Identity((param, value), imds.url)
     identity.get_token(ARM_SCOPE)
     assert identity.kind == f"user-assigned ({param})"
     assert imds.seen[0][1][param] == value
@@ -106,14 +106,14 @@ def test_a_user_assigned_identity_is_named(imds: StubImds, param: str, value: st
 
 def test_expires_on_when_no_lifetime_is_given(imds: StubImds) -> None:
     imds.token(expires_in=None, expires_on="1900000000")
-    assert Identity(None, imds_endpoint=imds.url).get_token(ARM_SCOPE).expires_on == 1900000000
+    assert Identity(None, imds.url).get_token(ARM_SCOPE).expires_on == 1900000000
 
 
 def test_each_call_asks_imds(imds: StubImds) -> None:
     """No cache here and no replay of a failure: caching is the ARM pipeline's."""
     imds.replies.append((500, {}, ""))
     imds.token()
-    identity = Identity(None, imds_endpoint=imds.url)
+    identity = Identity(None, imds.url)
     with pytest.raises(Transient):
         identity.get_token(ARM_SCOPE)
     assert identity.get_token(ARM_SCOPE).token == TOKEN
@@ -141,14 +141,14 @@ def test_failures_are_classified(imds: StubImds, status: int, headers: dict[str,
                                  says: str) -> None:
     imds.replies.append((status, headers, body))
     with pytest.raises(Transient) as failure:
-        Identity(None, imds_endpoint=imds.url).get_token(ARM_SCOPE)
+        Identity(None, imds.url).get_token(ARM_SCOPE)
     assert failure.value.kind is kind and failure.value.retry_after == retry_after
     assert says in failure.value.reason
 
 
 def test_unreachable_is_imds_weather() -> None:
     with pytest.raises(Transient) as failure:
-        Identity(None, imds_endpoint=closed_port_url()).get_token(ARM_SCOPE)
+        Identity(None, closed_port_url()).get_token(ARM_SCOPE)
     assert failure.value.kind is Kind.IMDS and "unreachable" in failure.value.reason
 
 
@@ -157,15 +157,18 @@ def test_never_through_a_proxy(imds: StubImds, monkeypatch: pytest.MonkeyPatch) 
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
         monkeypatch.setenv(name, proxy)
     imds.token()
-    assert Identity(None, imds_endpoint=imds.url).get_token(ARM_SCOPE).token == TOKEN
+    assert Identity(None, imds.url).get_token(ARM_SCOPE).token == TOKEN
 
 
-def test_isolate_environment_names_the_endpoint(imds: StubImds,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the wait and status do: this VM's IMDS, whatever else the environment names."""
-    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:1/elsewhere")
-    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:1")
-    isolate_environment(imds.url + "/")
+def test_other_token_sources_in_the_environment_are_not_asked(
+        imds: StubImds, monkeypatch: pytest.MonkeyPatch) -> None:
+    """App Service's, Arc's and pod identity's variables point azure-identity elsewhere;
+    azwait gates on this VM's identity and asks the IMDS it was given."""
+    elsewhere = closed_port_url()
+    for name in ("IDENTITY_ENDPOINT", "MSI_ENDPOINT", "IMDS_ENDPOINT",
+                 "AZURE_POD_IDENTITY_AUTHORITY_HOST"):
+        monkeypatch.setenv(name, elsewhere)
+    monkeypatch.setenv("IDENTITY_HEADER", "secret")
     imds.token()
-    assert Identity(None).get_token(ARM_SCOPE).token == TOKEN
-    assert len(imds.seen) == 1
+    assert Identity(None, imds.url + "/").get_token(ARM_SCOPE).token == TOKEN
+    assert len(imds.seen) == 1 and imds.seen[0][0] == "/metadata/identity/oauth2/token"
