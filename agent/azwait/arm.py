@@ -62,6 +62,12 @@ class ArmClient:
         )
         logs.route_libraries()  # azure-core logs through stdlib logging
 
+    def token(self, timeout: float) -> None:
+        """Have the token for this ARM within ``timeout``: the first read then uses it. An
+        IMDS request, not an ARM read, so it comes before a fleet's start offset."""
+        self.identity.timeout = min(self.identity.longest, timeout)
+        self.identity.get_token(self.endpoint.audience + ".default")
+
     def read(self, resource_id: str, timeout: float = READ_TIMEOUT) -> Reading:
         """One GET of the resource, its token included, within ``timeout``; throttling,
         5xx and garbled bodies are ``Transient``."""

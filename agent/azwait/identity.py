@@ -25,6 +25,9 @@ from .transient import Kind, Transient, parse_retry_after
 PATH = "/metadata/identity/oauth2/token"
 API_VERSION = "2018-02-01"  # what azure-identity and MSAL ask for
 CONNECT_TIMEOUT = 2.0
+# A token is used again until this close to its expiry, as azure-identity and the ARM
+# pipeline refresh it (IMDS tokens live for hours: one wait needs one).
+REFRESH_MARGIN = 300.0
 
 
 def _resource(scopes: tuple[str, ...]) -> str:
@@ -55,12 +58,16 @@ class Identity:
         self._selector = {selector[0]: selector[1]} if selector is not None else {}
         self._url = imds_endpoint.rstrip("/") + PATH
         self._http = session()
+        self._tokens: dict[str, AccessToken] = {}  # resource -> its last token; never a failure
         logs.route_libraries()
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         """A token for ``scopes`` (one); ``kwargs`` (claims, tenant_id) mean nothing to IMDS."""
-        params = {"api-version": API_VERSION, "resource": _resource(scopes),
-                  **self._selector}
+        resource = _resource(scopes)
+        cached = self._tokens.get(resource)
+        if cached is not None and cached.expires_on - time.time() > REFRESH_MARGIN:
+            return cached
+        params = {"api-version": API_VERSION, "resource": resource, **self._selector}
         limit = self.timeout
         asked = time.time()
         try:
@@ -77,6 +84,7 @@ class Identity:
             raise _refusal(status, response.headers.get("Retry-After"))
         token = _token(response, asked)
         SECRETS.add(token.token)
+        self._tokens[resource] = token
         return token
 
 

@@ -75,14 +75,21 @@ class Waiter:
                           cloud=instance.cloud)
             arm = self._arm(config, instance)
             self.log.debug("ARM endpoint", url=arm.endpoint.url, audience=arm.endpoint.audience)
-            # The offset counts from the agent's start: time spent loading, asking IMDS
-            # and getting a token is part of it, not added to it.
+            # The token first: it is IMDS's to give, not an ARM read, and the first
+            # managed-identity token of a boot can take IMDS a while.
+            self.engine.run(lambda limit: self._token(arm, limit), self._timeout)
+            # The offset spreads a fleet's first ARM reads. It counts from the agent's
+            # start: time spent loading, asking IMDS and getting the token is inside it.
             self.engine.bare().pause(self.started + self.policy.start_offset() - self.clock())
             self.engine.run(lambda limit: self._poll(arm, instance, limit), self._timeout)
             state.record(vmId=instance.vm_id, resourceId=instance.resource_id,
                          cloud=instance.cloud, imdsEndpoint=config.imds_endpoint,
                          armEndpoint=arm.endpoint.url)
         return instance.resource_id
+
+    def _token(self, arm: ArmClient, limit: float) -> Step[None]:
+        arm.token(limit)
+        return Done(None)
 
     def _poll(self, arm: ArmClient, instance: Instance, limit: float) -> Step[None]:
         self.attempt += 1

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import pytest
 
-from azwait.identity import Identity
+from azwait.identity import REFRESH_MARGIN, Identity
 from azwait.redact import SECRETS
 from azwait.transient import Kind, Transient
 
@@ -109,14 +109,24 @@ def test_expires_on_when_no_lifetime_is_given(imds: StubImds) -> None:
     assert Identity(None, imds.url).get_token(ARM_SCOPE).expires_on == 1900000000
 
 
-def test_each_call_asks_imds(imds: StubImds) -> None:
-    """No cache here and no replay of a failure: caching is the ARM pipeline's."""
+def test_a_token_is_used_again_until_near_its_expiry(imds: StubImds) -> None:
+    """As azure-identity caches per credential: one IMDS request for a wait's token;
+    a failure is never kept, and a token within REFRESH_MARGIN of expiry is renewed."""
     imds.replies.append((500, {}, ""))
-    imds.token()
+    imds.token(expires_in=3600)
     identity = Identity(None, imds.url)
     with pytest.raises(Transient):
         identity.get_token(ARM_SCOPE)
-    assert identity.get_token(ARM_SCOPE).token == TOKEN
+    first = identity.get_token(ARM_SCOPE)
+    assert identity.get_token(ARM_SCOPE) is first
+    assert len(imds.seen) == 2
+
+    imds.replies.clear()
+    imds.seen.clear()
+    imds.token(expires_in=int(REFRESH_MARGIN) - 1)  # every answer now: nearly expired
+    soon = Identity(None, imds.url)
+    soon.get_token(ARM_SCOPE)
+    soon.get_token(ARM_SCOPE)
     assert len(imds.seen) == 2
 
 

@@ -20,7 +20,7 @@ from azwait.arm import Reading
 from azwait.clouds import Endpoint
 from azwait.config import Config, load
 from azwait.engine import Engine
-from azwait.errors import NotAzure, TimeoutExpired
+from azwait.errors import IdentityError, NotAzure, TimeoutExpired
 from azwait.events import Event, Watcher
 from azwait.imds import Instance
 from azwait.state import LOCK, State
@@ -63,9 +63,15 @@ class Imds:
 class Arm:
     endpoint = Endpoint("https://management.azure.com", "https://management.azure.com/")
 
-    def __init__(self, clock: FakeClock, answer: Callable[[float], Reading]) -> None:
-        self.clock, self.answer = clock, answer
+    def __init__(self, clock: FakeClock, answer: Callable[[float], Reading],
+                 token: Callable[[float, float], None] = lambda now, limit: None) -> None:
+        self.clock, self.answer, self.token_answer = clock, answer, token
         self.calls: list[tuple[float, float]] = []
+        self.tokens: list[tuple[float, float]] = []  # (when, limit) of each token request
+
+    def token(self, timeout: float) -> None:
+        self.tokens.append((self.clock.now, timeout))
+        self.token_answer(self.clock.now, timeout)
 
     def read(self, resource_id: str, timeout: float) -> Reading:
         self.calls.append((self.clock.now, timeout))
@@ -148,6 +154,48 @@ def test_the_start_offset_counts_from_the_agents_start(tmp_path: Path) -> None:
     waiter(tmp_path / "c", clock, Imds(clock), arm, started=clock.now - 1.0).run(
         State(str(tmp_path / "c" / "state")))
     assert arm.calls[0][0] == clock.now and not any(clock.slept)  # already past it: no pause
+
+
+def test_the_token_comes_before_the_offset_and_inside_it(tmp_path: Path) -> None:
+    """The token is IMDS's, not an ARM read: it is fetched first, and the time it takes
+    is inside the start offset; a slow one delays the first read by no more than
+    itself."""
+    offset = random.Random(7).uniform(0.0, 0.5)
+    for token_takes in (offset / 2, offset * 3):
+        clock = FakeClock()
+        started = clock.now
+        arm = Arm(clock, lambda _: Reading("Succeeded", {}),
+                  token=lambda _now, _limit, c=clock, took=token_takes: c.advance(took))
+        waiter(tmp_path / str(token_takes), clock, Imds(clock), arm, started=started).run(
+            State(str(tmp_path / str(token_takes) / "state")))
+        assert arm.tokens[0][0] == started and len(arm.tokens) == 1
+        assert arm.calls[0][0] == pytest.approx(started + max(offset, token_takes))
+
+
+def test_no_identity_yet_is_retried_before_any_read(tmp_path: Path) -> None:
+    """'Identity not found' while the assignment propagates: the token is asked for
+    again within AZWAIT_IDENTITY_GRACE, and ARM is not read until there is one."""
+    clock = FakeClock()
+    ready = clock.now + 40
+
+    def token(now: float, _limit: float) -> None:
+        if now < ready:
+            raise Transient(Kind.IDENTITY, "no managed identity: IMDS token endpoint answered 400")
+
+    arm = Arm(clock, lambda _: Reading("Succeeded", {}), token=token)
+    log = Log()
+    waiter(tmp_path / "a", clock, Imds(clock), arm, log, identity_grace="2m").run(
+        State(str(tmp_path / "a" / "state")))
+    assert len(arm.tokens) > 2 and arm.calls and arm.calls[0][0] >= ready
+    assert log.events("warning") == ["retrying"]  # once per problem, not per retry
+
+    clock = FakeClock()
+    ready = clock.now + HOUR
+    arm = Arm(clock, lambda _: Reading("Succeeded", {}), token=token)
+    with pytest.raises(IdentityError):
+        waiter(tmp_path / "b", clock, Imds(clock), arm, identity_grace="30s").run(
+            State(str(tmp_path / "b" / "state")))
+    assert not arm.calls
 
 
 def test_the_timeout_counts_from_the_agents_start(tmp_path: Path) -> None:
