@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn, Optional
 
-from . import __version__
+from . import __version__, logs
 from .config import DEFAULT_FILE, DURATION_FORMS, KEYS, Config, load
 from .errors import AzwaitError, ConfigError, Interrupted, exit_codes
 
@@ -103,7 +103,6 @@ def _on_signal(signum: int, _: Optional[FrameType]) -> None:
 
 
 def _wait(config: Config, command: Optional[Sequence[str]]) -> int:
-    from . import logs
     from .launch import exec_worker, findable
     from .notify import Notifier
     from .state import State
@@ -164,7 +163,6 @@ def _detach(config: Config, args: argparse.Namespace, command: Optional[list[str
 
 
 def _clean(config: Config) -> int:
-    from . import logs
     from .state import State
 
     removed = State(config.state_dir).clean()
@@ -192,7 +190,6 @@ def run(argv: Sequence[str]) -> int:
     if args.detach:
         return _detach(config, args, command)
 
-    from . import logs
 
     logs.configure(config.log_format, config.log_level)
     if verb == "status":
@@ -210,7 +207,6 @@ def run(argv: Sequence[str]) -> int:
 
 def _report(message: str, level: str = "error") -> None:
     """One line on stderr; through the structured log once it is set up."""
-    from . import logs
     from .redact import SECRETS
 
     message = SECRETS.scrub(message)
@@ -241,7 +237,7 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
         code = done.code
     except BrokenPipeError:
         # stdout closed early (``azwait --version | true``): what was asked is done.
-        _silence_stdout()
+        logs.silence(sys.stdout)
         code = 0
     except Exception as err:  # the boundary: a bug still gets one clear line and exit 1
         _report(f"internal error (a bug, please report it): {type(err).__name__}: {err}")
@@ -253,10 +249,6 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        logs.silence(sys.stdout)
     sys.exit(code)
 
-
-def _silence_stdout() -> None:
-    """stdout's reader is gone: point it at /dev/null so that exit's flush is quiet."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -267,7 +267,9 @@ class Watcher:
                              f"{'approved' if approved else 'NOT approved'}")
 
     def _approve(self, event: Event) -> bool:
-        """POST StartRequests, retried until NotBefore (after that the platform goes anyway)."""
+        """POST StartRequests, retried until NotBefore. None is sent once NotBefore has
+        passed (a drain that ran to it): the platform has gone ahead without one, and a
+        late approval would change nothing."""
         body = {"StartRequests": [{"EventId": event.id}]}
         # NotBefore is a date: how far off it is now, on the monotonic clock from here on.
         left = event.not_before - self.wall() if event.not_before is not None else 60.0

@@ -76,6 +76,12 @@ class _Sink:
                 self._stream = None
 
 
+def silence(stream: TextIO) -> None:
+    """The reader of ``stream`` is gone (``azwait status | head``): point it at /dev/null,
+    so that what was asked still counts and the flush at exit is quiet."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
 def _utc_iso(event: Event) -> Event:
     # structlog's TimeStamper(fmt="iso", utc=True), to the character.
     event["timestamp"] = datetime.datetime.now(tz=datetime.timezone.utc).isoformat().replace(

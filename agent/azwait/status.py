@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from typing import Any, Optional, TextIO
 
-from . import clients
+from . import clients, logs
 from .config import Config
 from .engine import Done, Engine, Step
 from .errors import AzwaitError, TimeoutExpired
@@ -82,6 +81,5 @@ def show(config: Config, as_json: bool, out: TextIO = sys.stdout) -> int:
         out.write(text)
         out.flush()
     except BrokenPipeError:
-        # The reader (``| head``) has what it wanted: not a failure of the look.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        logs.silence(out)  # the reader has what it wanted: not a failure of the look
     return error.exit_code if error else 0
