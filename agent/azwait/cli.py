@@ -29,8 +29,6 @@ azwait [OPTIONS] [-- COMMAND [ARG...]]  wait for Succeeded; then exec COMMAND, o
        azwait status [--json]                  one look: resource, cloud, identity, state
        azwait clean                            forget per-VM state (last step of an image build)"""
 
-
-
 VERBS = ("status", "clean", "events")
 # The simulator was once a verb; it is a package of its own so that production
 # VMs carry no fake Azure and no certificate generator.
@@ -189,7 +187,6 @@ def run(argv: Sequence[str]) -> int:
     config = load(flags, os.environ, args.config)
     if args.detach:
         return _detach(config, args, command)
-
 
     logs.configure(config.log_format, config.log_level)
     if verb == "status":
