@@ -40,8 +40,13 @@ cloudinit-fixtures: $(CLOUDINIT_FIXTURES) ## Debian's cloud-init 22.4 and 25.1 s
 unit: $(STAMP) $(CLOUDINIT_FIXTURES) ## Unit tests (pure logic; cloud-init registration against cloud-init's own code)
 	$(BIN)/python -m pytest -q tests/unit
 
+# The integration tests spend their time waiting on child processes, not on the CPU:
+# four at once cut them from about 3 minutes to under 1 on 2 cores.
+PYTEST_WORKERS ?= 4
+export PYTEST_WORKERS
+
 integration: $(STAMP) ## The real azwait executable against azwait-sim on loopback
-	$(BIN)/python -m pytest -q tests/integration
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests/integration
 
 # Every Python the images ship: 3.9 (RHEL 9), 3.10 (Ubuntu 22.04), 3.11 (Debian 12),
 # 3.12 (Ubuntu 24.04), 3.13 (Debian 13). 3.11 is the main venv's (unit, integration).

@@ -38,7 +38,7 @@ for version in "$@"; do
     echo "--- Python $version: $("$venv/bin/python" --version)"
     # The registration tests run cloud-init's code under each suite's own Python,
     # whatever runs pytest: once, in the main venv, is enough.
-    if "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit tests/integration \
+    if "$venv/bin/python" -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-4}" tests/unit tests/integration \
             --ignore=tests/unit/test_cloudinit_register.py; then
         summary+=("passed   Python $version ($("$venv/bin/python" --version))")
     else
