@@ -77,7 +77,7 @@ class ArmClient:
             resource, response = call_within(
                 timeout,
                 lambda: Transient(Kind.RETRY, f"ARM at {self.endpoint.url} did not answer in full "
-                                           f"within {timeout:g}s"),
+                                           f"within {timeout:.3g}s"),
                 cast(Any, self._client.resources.get_by_id),
                 resource_id,
                 api_version=COMPUTE_API_VERSION,

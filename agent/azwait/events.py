@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
+from . import clients
 from .config import Config
 from .engine import Done, Engine, NotYet, Step
 from .errors import ConfigError, Interrupted
@@ -39,6 +40,8 @@ POLL = 1.0  # Azure's advice: about once a second
 FIRST_TIMEOUT = 150.0
 READ_TIMEOUT = 10.0
 APPROVE_MARGIN = 2.0  # approve at least this long before NotBefore
+# An event in Scheduled with no readable NotBefore: how long its approval is retried.
+APPROVE_WITHOUT_NOT_BEFORE = 60.0
 KILL_GRACE = 5.0  # SIGTERM -> SIGKILL for a drain that overran
 
 
@@ -52,9 +55,11 @@ class Event:
     raw: Mapping[str, Any]
 
     @classmethod
-    def from_json(cls, item: Any) -> Event:
+    def from_json(cls, item: Any) -> Optional[Event]:
+        """The event, or None for an item without an EventId: it can be neither told
+        apart from the next nor approved."""
         if not isinstance(item, dict) or not item.get("EventId"):
-            raise Transient(Kind.IMDS, "Scheduled Events document has an event without EventId")
+            return None
         resources = item.get("Resources") or []
         return cls(
             id=str(item["EventId"]),
@@ -87,23 +92,34 @@ def _parse_time(value: Any) -> Optional[float]:
         return None  # unreadable: bounded by AZWAIT_DRAIN_TIMEOUT alone
 
 
-def parse_document(document: Any) -> tuple[Any, list[Event]]:
-    """(DocumentIncarnation, events) from the IMDS answer."""
+@dataclasses.dataclass(frozen=True)
+class Document:
+    incarnation: Any
+    events: list[Event]
+    unreadable: int  # items without an EventId, left out of ``events``
+
+
+def parse_document(document: Any) -> Document:
+    """The IMDS answer. One unreadable item does not hide the events beside it."""
     if not isinstance(document, dict) or not isinstance(document.get("Events"), list):
         raise Transient(Kind.IMDS, "Scheduled Events answer is not an events document")
-    return document.get("DocumentIncarnation"), [Event.from_json(e) for e in document["Events"]]
+    items = [Event.from_json(item) for item in document["Events"]]
+    events = [event for event in items if event is not None]
+    return Document(document.get("DocumentIncarnation"), events, len(items) - len(events))
 
 
 @dataclasses.dataclass(frozen=True)
 class Drained:
     seconds: float
     exit_code: Optional[int]  # None: cut at the limit
-    problem: Optional[str] = None  # could not start it at all
+    problem: Optional[str] = None  # why it was not run at all
 
 
 def run_drain(argv: Sequence[str], event: Event, limit: float,
               environ: Mapping[str, str]) -> Drained:
     """Run the drain command for up to ``limit`` s; then SIGTERM, then SIGKILL, its group."""
+    if limit <= 0:  # a drain cut as it starts would only leave work half handed back
+        return Drained(0.0, None, "no time left before the event's NotBefore")
     started = time.monotonic()
     try:
         proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE,
@@ -112,7 +128,7 @@ def run_drain(argv: Sequence[str], event: Event, limit: float,
     except OSError as err:
         return Drained(0.0, None, f"cannot run {argv[0]}: {err.strerror}")
     try:
-        proc.communicate(json.dumps(event.raw).encode(), timeout=max(limit, 0.0))
+        proc.communicate(json.dumps(event.raw).encode(), timeout=limit)
         return Drained(time.monotonic() - started, proc.returncode)
     except subprocess.TimeoutExpired:
         _stop_group(proc)
@@ -138,8 +154,9 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 class Watcher:
     """Polls Scheduled Events until SIGTERM; drains and approves this VM's events once each.
 
-    ``clock`` and ``sleep`` are monotonic and time every wait; ``wall`` is read only
-    against an event's NotBefore, which Azure gives as a date.
+    ``clock`` and ``sleep`` are monotonic and time every wait; ``wall`` is read once
+    per event, against its NotBefore, which Azure gives as a date. ``drainer`` runs
+    the drain command (``run_drain``).
     """
 
     def __init__(self, config: Config, drain: Sequence[str], log: Any,
@@ -147,17 +164,20 @@ class Watcher:
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
                  wall: Callable[[], float] = time.time,
-                 rng: Optional[random.Random] = None) -> None:
+                 rng: Optional[random.Random] = None,
+                 drainer: Callable[[Sequence[str], Event, float, Mapping[str, str]],
+                                   Drained] = run_drain) -> None:
         if not drain:
             raise ConfigError("azwait events needs AZWAIT_DRAIN_COMMAND (or -- COMMAND)")
         self.config = config
         self.drain = list(drain)
         self.log = log
         self.notifier = notifier or Notifier()
-        self.imds = imds or ImdsClient(config.imds_endpoint)
+        self.imds = imds or clients.imds(config)
         self.clock = clock
         self.sleep = sleep
         self.wall = wall
+        self.drainer = drainer
         self.handled: set[str] = set()
         self._rng = rng or random.Random()
         self._incarnation: Any = None
@@ -168,7 +188,8 @@ class Watcher:
         """A wait whose IMDS trouble is retried for ``imds_grace`` (backoff from a second)."""
         never = math.inf
         policy = WaitPolicy(POLL, Graces(imds=imds_grace, identity=never, rbac=never,
-                                         not_found=never, network=never), rng=self._rng)
+                                         not_found=never, network=never),
+                            rng=self._rng, wall=self.wall)
         return Engine(deadline, policy, self.clock, self.sleep, on_failure=on_failure)
 
     def run(self) -> int:
@@ -201,14 +222,18 @@ class Watcher:
 
         def attempt(limit: float) -> Step[None]:
             nonlocal timeout
-            incarnation, events = self._fetch(min(timeout, limit))
+            document = self._fetch(min(timeout, limit))
             timeout = READ_TIMEOUT
             if self._failures:
                 self.log.info("Scheduled Events back", after_failures=self._failures)
                 self._failures = 0
-            if incarnation != self._incarnation:
-                self._incarnation = incarnation
-                for event in events:
+            if document.incarnation != self._incarnation:
+                self._incarnation = document.incarnation
+                if document.unreadable:
+                    self.log.warning("events without an EventId: left alone",
+                                     count=document.unreadable,
+                                     incarnation=document.incarnation)
+                for event in document.events:
                     self.consider(event, name)
             return NotYet(POLL)
 
@@ -219,7 +244,7 @@ class Watcher:
         if self._failures == 1:
             self.log.warning("Scheduled Events unavailable; retrying", reason=failure.reason)
 
-    def _fetch(self, timeout: float) -> tuple[Any, list[Event]]:
+    def _fetch(self, timeout: float) -> Document:
         response = self.imds.get(PATH, {"api-version": API_VERSION}, timeout)
         if response.status_code != 200:
             raise Transient(Kind.IMDS, f"IMDS answered {response.status_code} for {PATH}")
@@ -245,12 +270,18 @@ class Watcher:
             return
         self.log.warning("event for this VM: draining", **facts)
         self.notifier.status(f"draining: {event.type} {event.id}")
+        # NotBefore is a date: read against the wall clock once, here, and kept on the
+        # monotonic clock after, so a step of the clock during the drain moves neither
+        # the drain's limit nor the approval's.
+        now = self.clock()
         limit = self.config.drain_timeout
+        until = now + APPROVE_WITHOUT_NOT_BEFORE
         if event.not_before is not None:
-            limit = min(limit, event.not_before - APPROVE_MARGIN - self.wall())
-        done = run_drain(self.drain, event, limit, os.environ)
+            until = now + event.not_before - self.wall()
+            limit = min(limit, until - APPROVE_MARGIN - now)
+        done = self.drainer(self.drain, event, limit, os.environ)
         if done.problem:
-            self.log.error("drain command failed to start", problem=done.problem, **facts)
+            self.log.error("drain not run", problem=done.problem, **facts)
         elif done.exit_code is None:
             self.log.error("drain cut at its limit", seconds=round(done.seconds, 1),
                            limit=round(max(limit, 0.0), 1), **facts)
@@ -262,19 +293,17 @@ class Watcher:
             self.notifier.status(f"last event: {event.type} {event.id}, drained (already "
                                  f"{event.status or 'started'}, nothing to approve)")
             return
-        approved = self._approve(event)
+        approved = self._approve(event, until)
         self.notifier.status(f"last event: {event.type} {event.id}, drained, "
                              f"{'approved' if approved else 'NOT approved'}")
 
-    def _approve(self, event: Event) -> bool:
-        """POST StartRequests, retried until NotBefore. None is sent once NotBefore has
-        passed (a drain that ran to it): the platform has gone ahead without one, and a
-        late approval would change nothing."""
+    def _approve(self, event: Event, until: float) -> bool:
+        """POST StartRequests, retried until ``until`` (NotBefore, monotonic). None is
+        sent once it has passed (a drain that ran to it): the platform has gone ahead
+        without one, and a late approval would change nothing."""
         body = {"StartRequests": [{"EventId": event.id}]}
-        # NotBefore is a date: how far off it is now, on the monotonic clock from here on.
-        left = event.not_before - self.wall() if event.not_before is not None else 60.0
         problems: list[str] = []
-        engine = self._engine(math.inf, self.clock() + left,
+        engine = self._engine(math.inf, until,
                               on_failure=lambda failure: problems.append(failure.reason))
 
         def attempt(limit: float) -> Step[int]:

@@ -74,7 +74,7 @@ class Identity:
             response = call_within(
                 limit,
                 lambda: Transient(Kind.IMDS, "IMDS token endpoint did not answer in full "
-                                          f"within {limit:g}s"),
+                                          f"within {limit:.3g}s"),
                 self._http.get, self._url, params=params,
                 timeout=(min(CONNECT_TIMEOUT, limit), limit), allow_redirects=False)
         except requests.RequestException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import requests
@@ -78,7 +79,7 @@ class ImdsClient:
             response = call_within(
                 timeout,
                 lambda: Transient(Kind.IMDS, f"IMDS at {self._endpoint} did not answer {path} "
-                                          f"in full within {timeout:g}s"),
+                                          f"in full within {timeout:.3g}s"),
                 self._http.request, method, url, params=params, json=body,
                 timeout=(min(CONNECT_TIMEOUT, timeout), timeout), allow_redirects=False,
             )
@@ -94,10 +95,16 @@ class ImdsClient:
         return response
 
     def instance(self, timeout: float = READ_TIMEOUT) -> Instance:
-        """The instance document, trying older api-versions if this IMDS rejects ours."""
+        """The instance document, trying older api-versions if this IMDS rejects ours;
+        all of it within ``timeout``."""
+        ends = time.monotonic() + timeout
         while True:
             version = self._versions[0]
-            response = self.get("/metadata/instance", {"api-version": version}, timeout)
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise Transient(Kind.IMDS, f"IMDS at {self._endpoint} did not answer "
+                                           f"/metadata/instance in full within {timeout:g}s")
+            response = self.get("/metadata/instance", {"api-version": version}, left)
             if response.status_code == 400 and len(self._versions) > 1:
                 self._versions.pop(0)  # remembered: the next call starts with what works
                 continue

@@ -123,7 +123,7 @@ class Pacer:
         self._buckets: dict[str, _Bucket] = {}
         self.fleet = False  # a bucket has been seen drained: other VMs share it
 
-    def observe(self, headers: Mapping[str, str], now: float, refused: bool = False) -> None:
+    def observe(self, headers: Mapping[str, str], refused: bool = False) -> None:
         """One answer's counters; ``refused``: the answer was a 429."""
         self.previous = self.stretch
         counters = parse_budget(headers)

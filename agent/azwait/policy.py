@@ -101,11 +101,11 @@ class WaitPolicy:
         self._since.clear()
         self._failures = 0
 
-    def on_state(self, state: str, headers: Mapping[str, str], now: float) -> Optional[float]:
+    def on_state(self, state: str, headers: Mapping[str, str]) -> Optional[float]:
         """None when the VM is Succeeded, else the delay before the next look."""
         self.seen = True
         self.on_success()
-        self.pacer.observe(headers, now)
+        self.pacer.observe(headers)
         lowered = state.lower()
         if lowered == SUCCEEDED:
             return None
@@ -133,7 +133,7 @@ class WaitPolicy:
         if grace_left <= 0:
             raise self.fatal(failure)
         if failure.headers:
-            self.pacer.observe(failure.headers, now, refused=failure.retry_after is not None)
+            self.pacer.observe(failure.headers, refused=failure.retry_after is not None)
         elif failure.retry_after is not None:
             self.pacer.throttled()
         if failure.retry_after is not None:

@@ -9,7 +9,7 @@ from typing import Any, Optional, TextIO
 
 from . import clients, logs
 from .config import Config
-from .engine import Done, Engine, Step
+from .engine import Done, Engine
 from .errors import AzwaitError, TimeoutExpired
 from .policy import Graces, WaitPolicy
 from .state import State, mismatch
@@ -40,17 +40,20 @@ def look(config: Config) -> tuple[dict[str, Any], Optional[AzwaitError]]:
     engine = Engine(time.monotonic() + LOOK_TIMEOUT, policy,
                     on_failure=lambda failure: problem.append(failure.reason))
 
-    def attempt(limit: float) -> Step[str]:
-        instance = clients.imds(config).instance(timeout=limit)
+    def expired() -> TimeoutExpired:
+        return TimeoutExpired("state unknown for now" + (f": {problem[-1]}" if problem else ""))
+
+    try:
+        # As the waiter does it, in steps: each request is given what is left of the
+        # look, and none outlives it.
+        imds = clients.imds(config)
+        instance = engine.run(lambda limit: Done(imds.instance(timeout=limit)), expired)
         report.update(resource=instance.resource_id, vm_id=instance.vm_id, cloud=instance.cloud)
         arm = clients.arm(config, instance)
         report.update(arm=arm.endpoint.url, identity=arm.identity.kind)
-        return Done(arm.read(instance.resource_id, timeout=max(engine.remaining(), 0.1)).state)
-
-    try:
-        report["state"] = state = engine.run(attempt, lambda: TimeoutExpired(
-            "state unknown for now" + (f": {problem[-1]}" if problem else "")))
-        if policy.on_state(state, {}, 0.0) is not None:
+        report["state"] = state = engine.run(
+            lambda limit: Done(arm.read(instance.resource_id, timeout=limit).state), expired)
+        if policy.on_state(state, {}) is not None:
             return report, TimeoutExpired(f"VM is {state}, not Succeeded yet")
     except AzwaitError as err:
         return report, err

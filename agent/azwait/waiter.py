@@ -100,7 +100,7 @@ class Waiter:
             self.state = reading.state
             self._last_progress = self.clock()
         self._last_problem = ""
-        delay = self.policy.on_state(reading.state, reading.headers, self.clock())
+        delay = self.policy.on_state(reading.state, reading.headers)
         return Done(None) if delay is None else NotYet(delay)
 
     # -- what a wait says while it waits ---------------------------------------------

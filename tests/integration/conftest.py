@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -35,8 +34,6 @@ class Result:
     stdout: str
     stderr: str
     pid: int
-    started: float
-    ended: float
 
     @property
     def output(self) -> str:
@@ -82,10 +79,9 @@ class Harness:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def run(self, *args: str, timeout: float = 60, **env: str) -> Result:
-        started = time.time()
         proc = self.start(*args, **env)
         stdout, stderr = proc.communicate(timeout=timeout)
-        return Result(proc.returncode, stdout, stderr, proc.pid, started, time.time())
+        return Result(proc.returncode, stdout, stderr, proc.pid)
 
     def arm_reads(self) -> list[dict[str, Any]]:
         return [r for r in self.sim.requests() if r["endpoint"] == "arm"]

@@ -84,7 +84,7 @@ def run(fleet: Fleet, policy: str = "azwait", name: str = "", scale: float = 1.0
         else:
             state = "Succeeded" if now >= fleet.flips[vm] else "Creating"
             delay = (None if state == "Succeeded" else SEED_INTERVAL) if agent is None \
-                else agent.on_state(state, headers, now)
+                else agent.on_state(state, headers)
             if delay is None:
                 started[vm] = now
                 continue

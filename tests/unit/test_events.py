@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from azwait.events import Event, parse_document
+from azwait.events import Event, parse_document, run_drain
 from azwait.transient import Kind, Transient
 
 PREEMPT = {
@@ -23,8 +24,9 @@ PREEMPT = {
 
 
 def test_a_document_reads_into_events() -> None:
-    incarnation, [event] = parse_document({"DocumentIncarnation": 3, "Events": [PREEMPT]})
-    assert incarnation == 3
+    document = parse_document({"DocumentIncarnation": 3, "Events": [PREEMPT]})
+    assert document.incarnation == 3 and document.unreadable == 0
+    [event] = document.events
     assert event.id == PREEMPT["EventId"] and event.type == "Preempt"
     assert event.resources == ("vmss_vm1", "vmss_vm2")
     assert event.not_before == 1474309787.0  # 2016-09-19T18:29:47Z
@@ -32,11 +34,14 @@ def test_a_document_reads_into_events() -> None:
 
 def test_started_events_have_no_not_before() -> None:
     event = Event.from_json({**PREEMPT, "EventStatus": "Started", "NotBefore": ""})
+    assert event is not None
     assert event.not_before is None and event.status == "Started"
 
 
 def test_the_drain_gets_every_field_as_a_variable() -> None:
-    env = Event.from_json(PREEMPT).environment()
+    event = Event.from_json(PREEMPT)
+    assert event is not None
+    env = event.environment()
     assert env == {
         "AZWAIT_EVENT_ID": PREEMPT["EventId"], "AZWAIT_EVENT_TYPE": "Preempt",
         "AZWAIT_EVENT_STATUS": "Scheduled", "AZWAIT_EVENT_RESOURCES": "vmss_vm1,vmss_vm2",
@@ -47,15 +52,30 @@ def test_the_drain_gets_every_field_as_a_variable() -> None:
     }
 
 
-@pytest.mark.parametrize("document", [
-    None, [], {"DocumentIncarnation": 1}, {"Events": {}},
-    {"Events": [{"EventType": "Preempt"}]}, {"Events": ["Preempt"]},
-])
+@pytest.mark.parametrize("document", [None, [], {"DocumentIncarnation": 1}, {"Events": {}}])
 def test_malformed_documents_are_transient(document: Any) -> None:
     with pytest.raises(Transient) as caught:
         parse_document(document)
     assert caught.value.kind is Kind.IMDS
 
 
+@pytest.mark.parametrize("unreadable", [{"EventType": "Preempt"}, "Preempt", {**PREEMPT,
+                                                                           "EventId": ""}])
+def test_an_event_without_an_id_does_not_hide_the_others(unreadable: Any) -> None:
+    document = parse_document({"DocumentIncarnation": 4, "Events": [unreadable, PREEMPT]})
+    assert [event.id for event in document.events] == [PREEMPT["EventId"]]
+    assert document.unreadable == 1
+
+
 def test_an_unreadable_not_before_is_bounded_by_the_timeout_alone() -> None:
-    assert Event.from_json({**PREEMPT, "NotBefore": "soon"}).not_before is None
+    event = Event.from_json({**PREEMPT, "NotBefore": "soon"})
+    assert event is not None and event.not_before is None
+
+
+def test_a_drain_with_no_time_left_is_not_started(tmp_path: Path) -> None:
+    event = Event.from_json(PREEMPT)
+    assert event is not None
+    marker = tmp_path / "ran"
+    done = run_drain(["/bin/sh", "-c", f"touch {marker}"], event, 0.0, {})
+    assert done.problem == "no time left before the event's NotBefore"
+    assert done.exit_code is None and not marker.exists()

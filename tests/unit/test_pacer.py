@@ -73,8 +73,8 @@ def test_windows_come_from_arm_docs_and_from_policy_names(name: str, window: flo
 def test_a_lone_vm_never_stretches() -> None:
     """Full buckets at every look, as a VM alone sees them: the base interval, always."""
     pacer = Pacer(5.0)
-    for look in range(50):
-        pacer.observe(answer(249, 3749, 5999, 59999), float(5 * look))
+    for _ in range(50):
+        pacer.observe(answer(249, 3749, 5999, 59999))
         assert pacer.stretch == 1.0
 
 
@@ -82,8 +82,8 @@ def test_no_counters_keep_the_base_interval() -> None:
     """A proxy that strips the counters leaves the plain jittered interval (and the
     wait policy's Retry-After and backoff)."""
     pacer = Pacer(5.0)
-    for look in range(10):
-        pacer.observe({}, float(look))
+    for _ in range(10):
+        pacer.observe({})
     assert pacer.stretch == 1.0 and not pacer.fleet
 
 
@@ -92,7 +92,7 @@ def test_the_first_answer_from_a_drained_principal_bucket_slows_the_agent() -> N
     fifteenth of the subscription's (ARM's documented ratio), so a first look at 20 of
     250 already shows a drained bucket."""
     pacer = Pacer(5.0)
-    pacer.observe(answer(principal=20, glob=3700), 0.0)
+    pacer.observe(answer(principal=20, glob=3700))
     assert pacer.fleet and pacer.stretch >= JOIN
 
 
@@ -100,14 +100,14 @@ def test_the_first_answer_from_a_drained_compute_policy_slows_the_agent() -> Non
     """A shorter Compute window allows at least the longer one's rate, so it holds at least
     its capacity x the window ratio: 3Min at 3,000 beside 30Min at 59,000 is half empty."""
     pacer = Pacer(5.0)
-    pacer.observe(answer(principal=249, glob=3749, short=3000, long=59000), 0.0)
+    pacer.observe(answer(principal=249, glob=3749, short=3000, long=59000))
     assert pacer.stretch > 1.0
 
 
 def test_a_lower_first_count_is_not_mistaken_for_a_drain_without_a_reference() -> None:
     """With no subscription-wide counter and no history, a count says nothing of its size."""
     pacer = Pacer(5.0)
-    pacer.observe(answer(principal=20), 0.0)
+    pacer.observe(answer(principal=20))
     assert pacer.stretch == 1.0
 
 
@@ -115,7 +115,7 @@ def test_the_stretch_never_passes_the_longest_interval() -> None:
     """However drained, no interval exceeds the cap (MAX_INTERVAL), and no 429 either."""
     pacer = Pacer(5.0)
     for look in range(40):
-        pacer.observe(answer(principal=0, glob=3700), float(look), refused=look % 2 == 0)
+        pacer.observe(answer(principal=0, glob=3700), refused=look % 2 == 0)
     assert 1.0 < pacer.stretch <= pacer.max_stretch
 
 
@@ -137,7 +137,7 @@ def joined(wall: Wall) -> Pacer:
     """A pacer that has seen the shared bucket drained once: in the fleet, at JOIN."""
     pacer = Pacer(5.0, wall=wall)
     wall.phase(10.0)
-    pacer.observe(answer(principal=100, glob=3749), 0.0)
+    pacer.observe(answer(principal=100, glob=3749))
     assert pacer.fleet and pacer.stretch == JOIN
     return pacer
 
@@ -164,7 +164,7 @@ def test_one_reading_in_the_open_part_gives_the_fleets_rate(phase: float, remain
     wall = Wall()
     pacer = joined(wall)
     wall.phase(phase)
-    pacer.observe(answer(principal=remaining, glob=3749), 1.0)
+    pacer.observe(answer(principal=remaining, glob=3749))
     assert pacer.stretch == pytest.approx(stretch)
 
 
@@ -174,10 +174,10 @@ def test_compute_counters_give_the_rate_in_the_same_units() -> None:
     wall = Wall()
     pacer = Pacer(5.0, wall=wall)
     wall.phase(10.0)
-    pacer.observe(answer(principal=249, glob=3749, short=5000, long=59999), 0.0)
+    pacer.observe(answer(principal=249, glob=3749, short=5000, long=59999))
     assert pacer.fleet
     wall.phase(2.0)
-    pacer.observe(answer(principal=249, glob=3749, short=5999 - 67, long=59999 - 67), 1.0)
+    pacer.observe(answer(principal=249, glob=3749, short=5999 - 67, long=59999 - 67))
     assert pacer.stretch == pytest.approx(JOIN * 0.4 * (1 + 67 / 66.67) / 2 / TARGET, rel=0.02)
 
 
@@ -186,10 +186,10 @@ def test_a_429_steps_up_in_a_fleet_and_joins_one_otherwise() -> None:
     is evidence of one: the join, no more."""
     wall = Wall()
     pacer = joined(wall)
-    pacer.observe(answer(principal=0, glob=3700), 2.0, refused=True)
+    pacer.observe(answer(principal=0, glob=3700), refused=True)
     assert pacer.stretch == JOIN * STEP
     alone = Pacer(5.0, wall=wall)
-    alone.observe(answer(principal=0, glob=3700), 0.0, refused=True)
+    alone.observe(answer(principal=0, glob=3700), refused=True)
     assert alone.fleet and alone.stretch == JOIN
 
 

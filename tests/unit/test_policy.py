@@ -28,30 +28,30 @@ def policy(interval: float = 5.0, on_failed: str = "exit", seed: int = 1) -> Wai
 @pytest.mark.parametrize("state", ["Creating", "Updating", "Migrating", "SomethingNew"])
 def test_not_yet_states_wait(state: str) -> None:
     """Non-terminal states keep polling at the jittered interval."""
-    delay = policy().on_state(state, {}, 0.0)
+    delay = policy().on_state(state, {})
     assert delay is not None and 5 * (1 - JITTER) <= delay <= 5 * (1 + JITTER)
 
 
 def test_succeeded_ends() -> None:
     """Succeeded, in any letter case, ends the wait."""
-    assert policy().on_state("Succeeded", {}, 0.0) is None
-    assert policy().on_state("succeeded", {}, 0.0) is None
+    assert policy().on_state("Succeeded", {}) is None
+    assert policy().on_state("succeeded", {}) is None
 
 
 @pytest.mark.parametrize("state", ["Failed", "Canceled", "Deleting", "deleting"])
 def test_terminal_states(state: str) -> None:
     """Failed, Canceled and Deleting are terminal (exit 4)."""
     with pytest.raises(TerminalState) as caught:
-        policy().on_state(state, {}, 0.0)
+        policy().on_state(state, {})
     assert caught.value.exit_code == 4 and state in caught.value.message
 
 
 def test_failed_can_be_waited_through() -> None:
     """AZWAIT_ON_FAILED=wait keeps polling through Failed, but not through Deleting."""
     p = policy(on_failed="wait")
-    assert p.on_state("Failed", {}, 0.0) is not None
+    assert p.on_state("Failed", {}) is not None
     with pytest.raises(TerminalState):
-        p.on_state("Deleting", {}, 1.0)
+        p.on_state("Deleting", {})
 
 
 def test_jitter_spreads_intervals() -> None:
@@ -90,7 +90,7 @@ def test_success_resets_backoff() -> None:
     p = policy()
     for i in range(6):
         p.on_failure(Transient(Kind.RETRY, "500"), float(i))
-    p.on_state("Creating", {}, 10.0)
+    p.on_state("Creating", {})
     assert p.on_failure(Transient(Kind.RETRY, "500"), 11.0) <= 5.0
 
 
@@ -127,7 +127,7 @@ def test_attempts_never_outlast_a_running_grace() -> None:
     p.on_failure(Transient(Kind.IMDS, "hung"), 10.0, began=5.0)
     assert p.attempt_limit(20.0) == pytest.approx(105.0)  # imds: 5 + 120 - 20
     assert p.attempt_limit(125.0) == SHORTEST_TRY
-    p.on_state("Creating", {}, 126.0)
+    p.on_state("Creating", {})
     assert p.attempt_limit(126.0) == float("inf")
 
 
@@ -153,7 +153,7 @@ def test_plain_retries_have_no_grace() -> None:
 def test_not_found_after_seen_is_terminal() -> None:
     """404 after the VM was seen means it was deleted: exit 4 at once."""
     p = policy()
-    p.on_state("Creating", {}, 0.0)
+    p.on_state("Creating", {})
     with pytest.raises(TerminalState, match="deleted"):
         p.on_failure(Transient(Kind.NOT_FOUND, "ARM has no resource /x"), 1.0)
 

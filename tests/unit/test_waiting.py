@@ -21,7 +21,7 @@ from azwait.clouds import Endpoint
 from azwait.config import Config, load
 from azwait.engine import Engine
 from azwait.errors import IdentityError, NotAzure, TimeoutExpired
-from azwait.events import Event, Watcher
+from azwait.events import APPROVE_MARGIN, Drained, Event, Watcher
 from azwait.imds import Instance
 from azwait.state import LOCK, State
 from azwait.transient import Kind, Transient
@@ -322,25 +322,67 @@ class EventsImds:
         raise Transient(Kind.IMDS, "IMDS answered 503 for /metadata/scheduledevents")
 
 
-def watcher(tmp_path: Path, clock: FakeClock, log: Log, **keys: str) -> Watcher:
+class Drains:
+    """The drain command on the fake clock: it would take ``takes`` s, is cut at its
+    limit, and NTP steps the wall clock by ``step`` while it runs."""
+
+    def __init__(self, clock: FakeClock, takes: float, step: float = 0.0) -> None:
+        self.clock, self.takes, self.step = clock, takes, step
+        self.limits: list[float] = []
+
+    def __call__(self, argv: Any, event: Event, limit: float, environ: Any) -> Drained:
+        self.limits.append(limit)
+        ran = min(self.takes, max(limit, 0.0))
+        self.clock.advance(ran)
+        self.clock.jump_wall(self.step)
+        return Drained(ran, 0 if ran == self.takes else None)
+
+
+def watcher(tmp_path: Path, clock: FakeClock, log: Log, drains: Optional[Drains] = None,
+            **keys: str) -> Watcher:
     return Watcher(config(tmp_path, **keys), ["/bin/true"], log,
                    imds=EventsImds(clock),  # type: ignore[arg-type]
                    clock=clock.monotonic, sleep=clock.sleep, wall=clock.wall,
-                   rng=random.Random(3))
+                   rng=random.Random(3), drainer=drains or Drains(clock, 0.0))
 
 
-def test_approval_is_retried_until_not_before_and_no_longer(tmp_path: Path) -> None:
+def preempt(clock: FakeClock, not_before_in: Optional[float]) -> Event:
+    not_before = None if not_before_in is None else clock.wall_now + not_before_in
+    return Event("e1", "Preempt", "Scheduled", ("ss_0",), not_before, {})
+
+
+@pytest.mark.parametrize("step", [0.0, HOUR, -HOUR])
+def test_not_before_bounds_drain_and_approval_whatever_the_wall_clock_does(
+        tmp_path: Path, step: float) -> None:
     clock = FakeClock()
     start = clock.now
     log = Log()
-    w = watcher(tmp_path, clock, log)
-    event = Event("e1", "Preempt", "Scheduled", ("ss_0",), clock.wall_now + 25, {})
-    clock.at(start + 5, lambda: clock.jump_wall(HOUR))  # NotBefore was read as "25 s away"
-    assert w._approve(event) is False
+    drains = Drains(clock, takes=5.0, step=step)  # NTP steps the clock mid-drain
+    w = watcher(tmp_path, clock, log, drains)
+    w.consider(preempt(clock, 25.0), "ss_0")
+    assert drains.limits == [pytest.approx(25.0 - APPROVE_MARGIN)]
     posts = w.imds.posts  # type: ignore[attr-defined]
+    # Approvals keep failing: retried from the drain's end until NotBefore, never after.
+    assert posts[0] == pytest.approx(start + 5.0)
     assert len(posts) >= 4 and all(when < start + 25 for when in posts)
     assert clock.now <= start + 25 + 0.2
     assert log.events("error") == ["event not approved"]
+
+
+@pytest.mark.parametrize(("not_before_in", "drain_timeout", "limit"), [
+    (25.0, "10s", 10.0),  # the timeout is the nearer bound
+    (25.0, "60s", 23.0),  # NotBefore, less the approval's margin
+    (1.0, "60s", -1.0),  # too late to drain at all: run_drain does not start it
+    (None, "45s", 45.0),  # no NotBefore (an unreadable date): the timeout alone
+])
+def test_the_drain_limit_is_the_nearer_of_its_timeout_and_not_before(
+        tmp_path: Path, not_before_in: Optional[float], drain_timeout: str,
+        limit: float) -> None:
+    clock = FakeClock()
+    drains = Drains(clock, takes=100.0)
+    w = watcher(tmp_path, clock, Log(), drains, drain_timeout=drain_timeout)
+    w.consider(preempt(clock, not_before_in), "ss_0")
+    assert drains.limits == [pytest.approx(limit)]
 
 
 def test_the_watcher_gives_up_on_imds_after_its_grace(tmp_path: Path) -> None:
