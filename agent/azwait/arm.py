@@ -41,13 +41,6 @@ class Reading:
     headers: Mapping[str, str]
 
 
-class NotFound(Transient):
-    """ARM 404 for the VM: replication lag before it was seen, gone after."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(Kind.NOT_FOUND, reason)
-
-
 class ArmClient:
     def __init__(self, endpoint: Endpoint, subscription_id: str, identity: Identity) -> None:
         self.endpoint = endpoint
@@ -113,9 +106,10 @@ def _classify(err: HttpResponseError, resource_id: str) -> Exception:
             f"ARM answered {status}: the VM's identity needs the Reader role "
             f"(Microsoft.Compute/.../read) on {resource_id} or its scale set or resource group",
         )
-    if status == 404:
-        return NotFound(f"ARM has no resource {resource_id}")
-    if status in (408, 429) or status >= 500:
+    if status == 404:  # replication lag before the VM was seen; deleted after
+        return Transient(Kind.NOT_FOUND, f"ARM has no resource {resource_id}")
+    # A 3xx the pipeline did not follow, or no status at all, is no verdict either.
+    if status in (408, 429) or status >= 500 or status < 400:
         return Transient(Kind.RETRY, f"ARM answered {status}",
                          parse_retry_after(headers.get("Retry-After")), _budget_headers(headers))
     code = getattr(err.error, "code", None) if err.error is not None else None

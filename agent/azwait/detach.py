@@ -32,19 +32,28 @@ def _tool(name: str) -> str:
     return path
 
 
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True,
+                              timeout=_SYSTEMCTL_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise NotDetachable(f"{os.path.basename(argv[0])} did not answer within "
+                            f"{_SYSTEMCTL_TIMEOUT:g}s: systemd is busy or stuck") from None
+    except OSError as err:
+        raise NotDetachable(f"cannot run {argv[0]}: {err.strerror}") from None
+
+
 def unit_state() -> str:
-    done = subprocess.run([_tool("systemctl"), "show", "--property=ActiveState", "--value",
-                           UNIT], capture_output=True, text=True, timeout=_SYSTEMCTL_TIMEOUT,
-                          check=False)
+    done = _run([_tool("systemctl"), "show", "--property=ActiveState", "--value", UNIT])
     return done.stdout.strip() or "inactive"
 
 
-def service_argv(inner: Sequence[str], environ: Mapping[str, str]) -> list[str]:
-    """The systemd-run command line that starts ``inner`` as the transient service."""
+def service_args(inner: Sequence[str], environ: Mapping[str, str]) -> list[str]:
+    """systemd-run's arguments that start ``inner`` as the transient service."""
     setenv = [f"--setenv={name}={value}" for name, value in sorted(environ.items())
               if name.startswith("AZWAIT_") or name in _PASS_ON]
     return [
-        _tool("systemd-run"), f"--unit={UNIT}", "--collect", "--no-block",
+        f"--unit={UNIT}", "--collect", "--no-block",
         "--description=azwait: wait for Azure provisioning, then start the worker",
         "--service-type=exec", "--slice=system.slice",
         "--property=Wants=network-online.target", "--property=After=network-online.target",
@@ -65,9 +74,7 @@ def hand_off(inner: Sequence[str], environ: Mapping[str, str], say: Callable[[st
     if not os.path.isdir("/run/systemd/system"):
         raise NotDetachable("--detach needs systemd as PID 1 to hand the wait to; "
                             "run azwait -- COMMAND under your own supervisor instead")
-    argv = service_argv(inner, environ)
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=_SYSTEMCTL_TIMEOUT,
-                          check=False)
+    done = _run([_tool("systemd-run"), *service_args(inner, environ)])
     if done.returncode != 0:
         # systemd-run refuses a unit name that is loaded: an earlier hand-off is
         # still waiting (or its worker running). That is the outcome asked for.

@@ -118,8 +118,9 @@ class Interrupted(BaseException):
 
 
 def exit_codes() -> list[tuple[str, str]]:
-    """Every documented exit status and its meaning, in order: the one source of
-    the tables in --help, the README and the man page."""
+    """Every documented exit status and its meaning, in order. --help prints this
+    table; the README's and the man page's say more in prose, and a test holds their
+    codes to it (tests/integration/test_contract.py)."""
     errors = sorted({cls.exit_code: cls for cls in _subclasses(AzwaitError)}.items())
     return [("0", "VM is Succeeded (worker exec'd, or nothing to exec; events: stopped "
                   "by SIGTERM)"),

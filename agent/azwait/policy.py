@@ -1,10 +1,12 @@
 """The wait policy: given what Azure just said, what now? Pure, clock passed in.
 
-Every delay azwait sleeps comes from here: the start offset, the jittered poll
-interval (stretched by the fleet pacer, pacer.py, and in a fleet held to its duty
-cycle), backoff after
-failures (never under ``Retry-After``), and the grace windows after which a
-persistent failure becomes a fatal error with its exit code.
+Every delay of a wait on Azure comes from here: the start offset, the jittered
+poll interval (stretched by the fleet pacer, pacer.py, and in a fleet held to its
+duty cycle), backoff after failures (never under ``Retry-After``), and the grace
+windows after which a persistent failure becomes a fatal error with its exit code.
+The two fixed polls that are not Azure's to pace, for the per-VM lock
+(``state.LOCK_POLL``) and Scheduled Events' once a second (``events.POLL``), are
+set where they are used; the engine sleeps them all.
 """
 
 from __future__ import annotations

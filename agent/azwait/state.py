@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 from .clouds import CLOUDS
 from .engine import Done, Engine, NotYet, Step
-from .errors import TimeoutExpired
+from .errors import ConfigError, TimeoutExpired
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 MARKER = "succeeded.json"
@@ -139,7 +139,14 @@ class State:
         removed = []
         for name in (MARKER, LOCK, MARKER.replace(".json", ".tmp")):
             path = self.directory / name
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 path.unlink()
-                removed.append(str(path))
+            except FileNotFoundError:
+                continue
+            except OSError as err:
+                # Usually a user other than root on the 0700 state directory.
+                raise ConfigError(f"azwait clean cannot remove {path} "
+                                  f"({err.strerror or err}): it needs write access to "
+                                  "AZWAIT_STATE_DIR (run it as root)") from None
+            removed.append(str(path))
         return removed

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The Debian package test: install the built .debs, with no network, into fresh
 # Debian 12 (bookworm) and Debian 13 (trixie) root filesystems and check what
-# the packages promise (design.md, "Packaging"): azwait, and azwait-sim (the
+# the packages promise (README, "Packaging"): azwait, and azwait-sim (the
 # simulator, which azwait must not contain) beside it where a test needs it.
 #
 #   tests/deb/test_deb.sh [build/azwait_<version>_all.deb [build/azwait-sim_<version>_all.deb]]

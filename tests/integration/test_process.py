@@ -137,6 +137,18 @@ def test_clean_removes_the_marker(make_sim: Any) -> None:
     assert h.run().code == 0 and len(h.arm_reads()) == reads + 1
 
 
+def test_clean_that_cannot_remove_the_state_says_so_and_exits_2(make_sim: Any) -> None:
+    """A state file azwait cannot remove (as a user without write access would meet
+    it; a directory in its place fails the same way for root) is one line, not a bug."""
+    h = make_sim()
+    (h.tmp / "state" / "succeeded.json").mkdir(parents=True)
+    result = h.run("clean")
+    assert result.code == 2, result.stderr
+    [line] = [json.loads(text) for text in result.stderr.splitlines()]
+    assert line["level"] == "error" and "azwait clean cannot remove" in line["event"]
+    assert "AZWAIT_STATE_DIR" in line["event"] and "Traceback" not in result.stderr
+
+
 def test_concurrent_invocations_share_one_poller(make_sim: Any, tmp_path: Path) -> None:
     """Two azwait at once on one VM: one stream of ARM reads, both workers start."""
     h = make_sim({"states": [["Creating", 0], ["Succeeded", 3]]})

@@ -4,12 +4,11 @@ file and --detach; every documented code has one type."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-from azwait.detach import service_argv
+from azwait.detach import service_args
 from azwait.errors import AzwaitError, exit_codes, no_restart_statuses
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,11 +25,31 @@ def test_the_unit_file_prevents_the_restarts_the_code_lists() -> None:
     assert prevented(unit) == no_restart_statuses()
 
 
-@pytest.mark.skipif(shutil.which("systemd-run") is None, reason="systemd-run not installed")
 def test_detach_prevents_the_same_restarts() -> None:
-    argv = service_argv(["/usr/bin/azwait", "--", "/bin/true"], {})
+    argv = service_args(["/usr/bin/azwait", "--", "/bin/true"], {})
     properties = "\n".join(arg.removeprefix("--property=") for arg in argv)
     assert prevented(properties) == no_restart_statuses()
+
+
+def waits(unit: Path) -> bool:
+    """A unit that runs azwait's wait (ExecStart= or ExecStartPre=), not ``azwait events``."""
+    return any(re.match(r"ExecStart(Pre)?=\S*azwait(\s|$)", line) and " events" not in line
+               for line in unit.read_text().splitlines())
+
+
+UNITS = sorted(path for path in (ROOT / "systemd").rglob("*.service") if waits(path))
+
+
+def test_every_unit_that_waits_is_found() -> None:
+    names = {path.name for path in UNITS}
+    assert {"azwait.service", "hpc-worker-pre.service", "hpc-worker-exec.service"} <= names
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda path: path.name)
+def test_every_unit_that_waits_prevents_the_same_restarts(unit: Path) -> None:
+    """The example units a user copies keep the policy too, as they would not if
+    they were written out by hand and a new exit status came."""
+    assert prevented(unit.read_text()) == no_restart_statuses()
 
 
 def test_what_only_a_person_can_fix_is_never_restarted() -> None:
