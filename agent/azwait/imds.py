@@ -77,9 +77,7 @@ class ImdsClient:
         url = self._endpoint + path
         try:
             response = call_within(
-                timeout,
-                lambda: Transient(Kind.IMDS, f"IMDS at {self._endpoint} did not answer {path} "
-                                          f"in full within {timeout:.3g}s"),
+                timeout, lambda: self._too_slow(path, timeout),
                 self._http.request, method, url, params=params, json=body,
                 timeout=(min(CONNECT_TIMEOUT, timeout), timeout), allow_redirects=False,
             )
@@ -94,6 +92,10 @@ class ImdsClient:
             )
         return response
 
+    def _too_slow(self, path: str, timeout: float) -> Transient:
+        return Transient(Kind.IMDS, f"IMDS at {self._endpoint} did not answer {path} "
+                                    f"in full within {timeout:.3g}s")
+
     def instance(self, timeout: float = READ_TIMEOUT) -> Instance:
         """The instance document, trying older api-versions if this IMDS rejects ours;
         all of it within ``timeout``."""
@@ -102,8 +104,7 @@ class ImdsClient:
             version = self._versions[0]
             left = ends - time.monotonic()
             if left <= 0:
-                raise Transient(Kind.IMDS, f"IMDS at {self._endpoint} did not answer "
-                                           f"/metadata/instance in full within {timeout:g}s")
+                raise self._too_slow("/metadata/instance", timeout)
             response = self.get("/metadata/instance", {"api-version": version}, left)
             if response.status_code == 400 and len(self._versions) > 1:
                 self._versions.pop(0)  # remembered: the next call starts with what works

@@ -87,9 +87,14 @@ class Harness:
         return [r for r in self.sim.requests() if r["endpoint"] == "arm"]
 
 
+def json_lines(stderr: str) -> list[dict[str, Any]]:
+    """azwait's JSON log lines in what it wrote to stderr (AZWAIT_LOG_FORMAT=json, the
+    harness default)."""
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
 def log_lines(result: Result) -> list[dict[str, Any]]:
-    """azwait's JSON log lines (AZWAIT_LOG_FORMAT=json, the harness default)."""
-    return [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    return json_lines(result.stderr)
 
 
 def log_span(result: Result) -> float:

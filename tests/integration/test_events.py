@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Harness, stop
+from .conftest import Harness, json_lines, stop
 
 # The drain records when it ran, what it was told, and its pid; then sleeps argv[2] s.
 DRAIN_CODE = (
@@ -72,10 +72,6 @@ def watch(h: Harness, done: Any, *args: str, **env: str) -> tuple[int, str]:
         stop(proc)
     out, err = proc.communicate(timeout=20)
     return proc.returncode, out + err
-
-
-def events_log(err: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
 
 
 def reads_after(h: Harness, t: float) -> int:
@@ -139,7 +135,7 @@ def test_a_hanging_drain_is_cut_at_the_timeout_and_the_event_still_approved(
     [ran], [approval] = drains(h), approvals(h)
     assert drains(h, "end") == [] and approval["status"] == 200
     assert not Path(f"/proc/{ran['pid']}").exists()  # the whole group was stopped
-    [cut] = [line for line in events_log(err) if line["event"] == "drain cut at its limit"]
+    [cut] = [line for line in json_lines(err) if line["event"] == "drain cut at its limit"]
     assert cut["limit"] == 2.0 and cut["seconds"] >= 2.0
 
 
@@ -155,7 +151,7 @@ def test_not_before_bounds_the_drain(make_sim: Any) -> None:
     [ran], [approval] = drains(h), approvals(h)
     not_before = parsedate_to_datetime(ran["env"]["AZWAIT_EVENT_NOT_BEFORE"]).timestamp()
     assert approval["wall"] < not_before and approval["status"] == 200
-    [cut] = [line for line in events_log(err) if line["event"] == "drain cut at its limit"]
+    [cut] = [line for line in json_lines(err) if line["event"] == "drain cut at its limit"]
     assert cut["limit"] < 6.0 - 2.0  # the notice, less the approval's margin
 
 
