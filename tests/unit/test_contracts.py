@@ -1,8 +1,10 @@
 """Contracts written once: the exit statuses no restart can fix, shared by the unit
-file and --detach; every documented code has one type."""
+file and --detach; every documented code has one type; only the engine sleeps; no
+import cycles between the agent's modules."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -70,3 +72,70 @@ def test_only_the_engine_sleeps() -> None:
     sleepers = sorted(path.name for path in agent.glob("*.py")
                       if re.search(r"\bsleep\(", path.read_text()))
     assert sleepers == ["engine.py"]
+
+
+def imported(node: ast.AST) -> list[str]:
+    """The names an import statement may take from the agent's package."""
+    if isinstance(node, ast.Import):
+        return [part for alias in node.names for part in alias.name.split(".")[1:2]
+                if alias.name.split(".")[0] == "azwait"]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    parts = (node.module or "").split(".")
+    if node.level == 0 and parts[0] != "azwait":
+        return []
+    within = parts[1:2] if node.level == 0 else parts[:1] if node.module else []
+    return within or [alias.name for alias in node.names]
+
+
+def imports_within(agent: Path) -> dict[str, set[str]]:
+    """Module -> the agent's modules it imports, at the top or inside a function."""
+    modules = {path.stem for path in agent.glob("*.py")}
+    return {name: {target for node in ast.walk(ast.parse((agent / f"{name}.py").read_text()))
+                   for target in imported(node)} & modules
+            for name in modules}
+
+
+def cycle_in(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle, as the modules along it, or [] when there is none."""
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str]:
+        if name in path:
+            return [*path[path.index(name):], name]
+        if name in done:
+            return []
+        for dependency in sorted(graph[name]):
+            if found := visit(dependency, [*path, name]):
+                return found
+        done.add(name)
+        return []
+
+    for name in sorted(graph):
+        if found := visit(name, []):
+            return found
+    return []
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert cycle_in({"a": {"b"}, "b": set()}) == []
+
+
+def test_every_way_of_importing_within_the_package_is_seen() -> None:
+    def targets(source: str) -> list[str]:
+        return [name for node in ast.walk(ast.parse(source)) for name in imported(node)]
+
+    assert targets("from . import clients, logs") == ["clients", "logs"]
+    assert targets("from .engine import Done") == ["engine"]
+    assert targets("from azwait.policy import WaitPolicy") == ["policy"]
+    assert targets("from azwait import waiter") == ["waiter"]
+    assert targets("import azwait.state") == ["state"]
+    assert targets("import json\nfrom os import path") == []
+
+
+def test_no_import_cycles_between_the_agents_modules() -> None:
+    """Lazy imports count too: they keep the start light, not the layers apart."""
+    graph = imports_within(ROOT / "agent" / "azwait")
+    assert {"engine", "policy", "waiter"} <= graph.keys() and "policy" in graph["engine"]
+    assert cycle_in(graph) == []
