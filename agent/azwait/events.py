@@ -284,7 +284,7 @@ class Watcher:
             self.log.error("drain not run", problem=done.problem, **facts)
         elif done.exit_code is None:
             self.log.error("drain cut at its limit", seconds=round(done.seconds, 1),
-                           limit=round(max(limit, 0.0), 1), **facts)
+                           limit=round(limit, 1), **facts)
         else:
             level = "info" if done.exit_code == 0 else "error"
             getattr(self.log, level)("drain finished", seconds=round(done.seconds, 1),

@@ -332,7 +332,9 @@ class Drains:
 
     def __call__(self, argv: Any, event: Event, limit: float, environ: Any) -> Drained:
         self.limits.append(limit)
-        ran = min(self.takes, max(limit, 0.0))
+        if limit <= 0:  # as run_drain: not started at all
+            return Drained(0.0, None, "no time left")
+        ran = min(self.takes, limit)
         self.clock.advance(ran)
         self.clock.jump_wall(self.step)
         return Drained(ran, 0 if ran == self.takes else None)
