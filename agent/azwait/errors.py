@@ -22,10 +22,11 @@ class AzwaitError(Exception):
 
 
 class ConfigError(AzwaitError):
-    """A bad command line or configuration value (names the key and value)."""
+    """A bad command line or configuration value (names the key and value), or a state
+    file ``azwait clean`` cannot remove (names the file)."""
 
     exit_code = 2
-    meaning = "bad command line or configuration value"
+    meaning = "bad command line or configuration value; clean: a state file it cannot remove"
     restart_helps = False
 
 
@@ -60,10 +61,12 @@ class IdentityError(AzwaitError):
 
 
 class NotDetachable(AzwaitError):
-    """``--detach`` found no systemd (PID 1) to hand the wait to, or it refused."""
+    """``--detach`` found no systemd (PID 1) to hand the wait to, or it refused or did
+    not answer."""
 
     exit_code = 7
-    meaning = "--detach: no systemd as PID 1 to hand the wait to (or it refused)"
+    meaning = ("--detach: no systemd as PID 1 to hand the wait to (or it refused, or did "
+               "not answer)")
     restart_helps = False
 
 
